@@ -1,0 +1,455 @@
+//! Package tarballs, format 3 (HEX-PROTOCOL.md §3): reading and validating an upload or a file in
+//! `tarballs/` the way hex_core's `hex_tarball:unpack/2` does, plus the checks a server owes its
+//! users that the client leaves to chance (every entry path and symlink stays inside the
+//! package, sizes are bounded while streaming, not after). Also a builder, for tests and tools,
+//! that writes tarballs like hex_core's `hex_tarball:create/2`.
+//!
+//! Everything works on in-memory bytes: tarballs are at most 16 MiB.
+
+use std::io::{self, Read, Write as _};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+
+use crate::checksum::Checksum;
+use crate::metadata::{Metadata, MetadataError};
+
+/// Largest tarball accepted, as hex_core ≥ 0.11 (`tarball_max_size`).
+pub const MAX_TARBALL_SIZE: u64 = 16 * 1024 * 1024;
+/// Largest uncompressed `contents.tar.gz`, as hex_core ≥ 0.11 (`tarball_max_uncompressed_size`).
+pub const MAX_UNCOMPRESSED_SIZE: u64 = 128 * 1024 * 1024;
+const MAX_VERSION_FILE: u64 = 32;
+const MAX_CHECKSUM_FILE: u64 = 128;
+const MAX_METADATA_FILE: u64 = 1024 * 1024;
+/// The mtime hex_core gives every entry: 2000-01-01T00:00:00Z, for reproducible tarballs.
+const FIXED_MTIME: u64 = 946_684_800;
+
+const VERSION: &str = "VERSION";
+const CHECKSUM: &str = "CHECKSUM";
+const METADATA: &str = "metadata.config";
+const CONTENTS: &str = "contents.tar.gz";
+
+/// Why a tarball was refused. Messages are lower-case and say what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TarballError {
+    /// Bigger than [`MAX_TARBALL_SIZE`].
+    #[error("tarball is {size} bytes, more than the {MAX_TARBALL_SIZE}-byte limit")]
+    TooLarge {
+        /// Actual size.
+        size: u64,
+    },
+    /// The outer archive is not a readable tar.
+    #[error("not a valid tar archive: {0}")]
+    Corrupt(#[source] io::Error),
+    /// Required members are absent.
+    #[error("missing files: {}", .0.join(", "))]
+    MissingFiles(Vec<&'static str>),
+    /// A member exceeds its own limit.
+    #[error("{member} is {size} bytes, more than its {limit}-byte limit")]
+    MemberTooLarge {
+        /// The member name.
+        member: &'static str,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// `VERSION` is not `3`.
+    #[error("unsupported tarball format version {0:?}: expected \"3\"")]
+    BadVersion(String),
+    /// `CHECKSUM` is not 64 hex characters.
+    #[error("CHECKSUM file is not 64 hex characters")]
+    BadChecksumFile,
+    /// The inner checksum does not match the members.
+    #[error("inner checksum mismatch: CHECKSUM says {expected}, contents hash to {actual}")]
+    ChecksumMismatch {
+        /// From the `CHECKSUM` file.
+        expected: Checksum,
+        /// Computed over VERSION, metadata.config and contents.tar.gz.
+        actual: Checksum,
+    },
+    /// `metadata.config` is unreadable or incomplete.
+    #[error("metadata.config: {0}")]
+    Metadata(#[from] MetadataError),
+    /// `contents.tar.gz` is not a gzipped tar.
+    #[error("contents.tar.gz is not a valid gzipped tar: {0}")]
+    Contents(#[source] io::Error),
+    /// The package files are larger than [`MAX_UNCOMPRESSED_SIZE`] once decompressed.
+    #[error("contents are more than {MAX_UNCOMPRESSED_SIZE} bytes uncompressed")]
+    UncompressedTooLarge,
+    /// An entry would be written outside the package directory.
+    #[error("unsafe path in contents: {0:?}")]
+    UnsafePath(String),
+    /// A symlink or hard link points outside the package directory.
+    #[error("unsafe link in contents: {path:?} points to {target:?}")]
+    UnsafeLink {
+        /// The link entry.
+        path: String,
+        /// Where it points.
+        target: String,
+    },
+}
+
+/// A validated tarball.
+#[derive(Debug, Clone)]
+pub struct Tarball {
+    /// The parsed `metadata.config`.
+    pub metadata: Metadata,
+    /// The raw `metadata.config` bytes, as the package author's tool wrote them.
+    pub metadata_config: Vec<u8>,
+    /// SHA-256 over VERSION, metadata.config and contents.tar.gz (the registry's `inner_checksum`).
+    pub inner_checksum: Checksum,
+    /// SHA-256 of the whole file (the registry's `outer_checksum`).
+    pub outer_checksum: Checksum,
+    /// Every entry of `contents.tar.gz`, in archive order.
+    pub contents: Vec<ContentEntry>,
+}
+
+/// One entry of `contents.tar.gz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentEntry {
+    /// Path relative to the package root.
+    pub path: String,
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// Size of its data in bytes.
+    pub size: u64,
+}
+
+/// Entry types that matter to a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file (device and fifo entries count as files: hex_core writes them empty).
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link to the given relative target.
+    Symlink(String),
+    /// A hard link to another entry.
+    HardLink(String),
+}
+
+/// Reads and validates a tarball: format version, inner checksum, metadata, every content path.
+pub fn read_tarball(bytes: &[u8]) -> Result<Tarball, TarballError> {
+    let size = bytes.len() as u64;
+    if size > MAX_TARBALL_SIZE {
+        return Err(TarballError::TooLarge { size });
+    }
+    let members = read_members(bytes)?;
+    let version = members.version.as_deref().unwrap_or_default();
+    if version != b"3" {
+        return Err(TarballError::BadVersion(
+            String::from_utf8_lossy(version).into_owned(),
+        ));
+    }
+    let checksum_text = members.checksum.as_deref().unwrap_or_default();
+    let expected = std::str::from_utf8(checksum_text)
+        .ok()
+        .and_then(|t| Checksum::from_hex(t).ok())
+        .ok_or(TarballError::BadChecksumFile)?;
+    let metadata_config = members.metadata.unwrap_or_default();
+    let contents = members.contents.unwrap_or_default();
+    let actual = Checksum::sha256_parts(&[version, &metadata_config, &contents]);
+    if actual != expected {
+        return Err(TarballError::ChecksumMismatch { expected, actual });
+    }
+    let metadata = Metadata::parse(&metadata_config)?;
+    let contents = read_contents(&contents)?;
+    Ok(Tarball {
+        metadata,
+        metadata_config,
+        inner_checksum: actual,
+        outer_checksum: Checksum::sha256(bytes),
+        contents,
+    })
+}
+
+#[derive(Default)]
+struct Members {
+    version: Option<Vec<u8>>,
+    checksum: Option<Vec<u8>>,
+    metadata: Option<Vec<u8>>,
+    contents: Option<Vec<u8>>,
+}
+
+fn read_members(bytes: &[u8]) -> Result<Members, TarballError> {
+    let mut members = Members::default();
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries().map_err(TarballError::Corrupt)? {
+        let mut entry = entry.map_err(TarballError::Corrupt)?;
+        let (slot, member, limit) = match &*entry.path_bytes() {
+            b"VERSION" => (&mut members.version, VERSION, MAX_VERSION_FILE),
+            b"CHECKSUM" => (&mut members.checksum, CHECKSUM, MAX_CHECKSUM_FILE),
+            b"metadata.config" => (&mut members.metadata, METADATA, MAX_METADATA_FILE),
+            b"contents.tar.gz" => (&mut members.contents, CONTENTS, MAX_TARBALL_SIZE),
+            // hex_core ignores members it does not know; so do we.
+            _ => continue,
+        };
+        let size = entry.size();
+        if size > limit {
+            return Err(TarballError::MemberTooLarge {
+                member,
+                size,
+                limit,
+            });
+        }
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        entry.read_to_end(&mut data).map_err(TarballError::Corrupt)?;
+        *slot = Some(data);
+    }
+    let missing: Vec<&'static str> = [
+        (members.version.is_none(), VERSION),
+        (members.checksum.is_none(), CHECKSUM),
+        (members.metadata.is_none(), METADATA),
+        (members.contents.is_none(), CONTENTS),
+    ]
+    .into_iter()
+    .filter_map(|(absent, name)| absent.then_some(name))
+    .collect();
+    if missing.is_empty() {
+        Ok(members)
+    } else {
+        Err(TarballError::MissingFiles(missing))
+    }
+}
+
+/// A reader that fails once more than `remaining` bytes have passed through it.
+struct Bounded<R> {
+    inner: R,
+    remaining: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.remaining.checked_sub(n as u64) {
+            Some(rest) => {
+                self.remaining = rest;
+                Ok(n)
+            }
+            None => {
+                self.exceeded = true;
+                Err(io::Error::other("uncompressed size limit exceeded"))
+            }
+        }
+    }
+}
+
+fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
+    let mut archive = tar::Archive::new(Bounded {
+        inner: GzDecoder::new(gz),
+        remaining: MAX_UNCOMPRESSED_SIZE,
+        exceeded: false,
+    });
+    let result = list_contents(&mut archive);
+    if archive.into_inner().exceeded {
+        return Err(TarballError::UncompressedTooLarge);
+    }
+    result
+}
+
+fn list_contents<R: Read>(archive: &mut tar::Archive<R>) -> Result<Vec<ContentEntry>, TarballError> {
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(TarballError::Contents)? {
+        let entry = entry.map_err(TarballError::Contents)?;
+        let header = entry.header();
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => EntryKind::Directory,
+            tar::EntryType::XGlobalHeader => continue,
+            t @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                if t == tar::EntryType::Symlink {
+                    EntryKind::Symlink(target)
+                } else {
+                    EntryKind::HardLink(target)
+                }
+            }
+            _ => EntryKind::File,
+        };
+        check_entry(&path, &kind)?;
+        out.push(ContentEntry {
+            path,
+            kind,
+            size: entry.size(),
+        });
+    }
+    Ok(out)
+}
+
+fn check_entry(path: &str, kind: &EntryKind) -> Result<(), TarballError> {
+    let Some(parts) = normalize(&[], path) else {
+        return Err(TarballError::UnsafePath(path.to_owned()));
+    };
+    let link_ok = match kind {
+        // A symlink target resolves against the link's own directory.
+        EntryKind::Symlink(target) => normalize(&parts[..parts.len().saturating_sub(1)], target)
+            .is_some(),
+        // A hard link names another archive member, relative to the root.
+        EntryKind::HardLink(target) => normalize(&[], target).is_some_and(|p| !p.is_empty()),
+        EntryKind::File | EntryKind::Directory => true,
+    };
+    match kind {
+        EntryKind::Symlink(target) | EntryKind::HardLink(target) if !link_ok => {
+            Err(TarballError::UnsafeLink {
+                path: path.to_owned(),
+                target: target.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Resolves `path` against `base` (components below the package root). `None` when the result
+/// would leave the root, or the path is absolute, empty or names a drive.
+fn normalize<'a>(base: &[&'a str], path: &'a str) -> Option<Vec<&'a str>> {
+    let is_drive = |c: &str| c.len() == 2 && c.ends_with(':') && c.as_bytes()[0].is_ascii_alphabetic();
+    if path.is_empty() || path.starts_with('/') || path.contains('\0') {
+        return None;
+    }
+    let mut parts = base.to_vec();
+    for (i, component) in path.split('/').enumerate() {
+        match component {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c if i == 0 && is_drive(c) => return None,
+            c => parts.push(c),
+        }
+    }
+    Some(parts)
+}
+
+/// Writes tarballs the way hex_core does: fixed mtimes, uid/gid 0, mode 0644, members in the
+/// order VERSION, CHECKSUM, metadata.config, contents.tar.gz. It does not validate: tests use it
+/// to craft hostile tarballs as well as good ones.
+#[derive(Debug, Clone)]
+pub struct TarballBuilder {
+    metadata_config: Vec<u8>,
+    files: Vec<(String, FileData)>,
+    checksum_override: Option<String>,
+    version_override: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+enum FileData {
+    Regular(Vec<u8>),
+    Symlink(String),
+}
+
+impl TarballBuilder {
+    /// Starts a tarball with `metadata` written by [`Metadata::to_config`].
+    pub fn new(metadata: &Metadata) -> TarballBuilder {
+        TarballBuilder::with_metadata_config(metadata.to_config())
+    }
+
+    /// Starts a tarball with a raw `metadata.config`.
+    pub fn with_metadata_config(config: Vec<u8>) -> TarballBuilder {
+        TarballBuilder {
+            metadata_config: config,
+            files: Vec::new(),
+            checksum_override: None,
+            version_override: None,
+        }
+    }
+
+    /// Adds a regular file; the path is written as given, unchecked.
+    #[must_use]
+    pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> TarballBuilder {
+        self.files.push((path.to_owned(), FileData::Regular(data.into())));
+        self
+    }
+
+    /// Adds a symlink; the target is written as given, unchecked.
+    #[must_use]
+    pub fn symlink(mut self, path: &str, target: &str) -> TarballBuilder {
+        self.files.push((path.to_owned(), FileData::Symlink(target.to_owned())));
+        self
+    }
+
+    /// Writes this text into `CHECKSUM` instead of the real inner checksum.
+    #[must_use]
+    pub fn checksum_text(mut self, text: &str) -> TarballBuilder {
+        self.checksum_override = Some(text.to_owned());
+        self
+    }
+
+    /// Writes these bytes into `VERSION` instead of `3`.
+    #[must_use]
+    pub fn version_file(mut self, bytes: &[u8]) -> TarballBuilder {
+        self.version_override = Some(bytes.to_vec());
+        self
+    }
+
+    /// The tarball bytes.
+    pub fn build(&self) -> Vec<u8> {
+        let contents = self.contents_tar_gz();
+        let version = self.version_override.clone().unwrap_or_else(|| b"3".to_vec());
+        let checksum = self.checksum_override.clone().unwrap_or_else(|| {
+            Checksum::sha256_parts(&[&version, &self.metadata_config, &contents]).to_hex_upper()
+        });
+        let mut outer = tar::Builder::new(Vec::new());
+        append(&mut outer, VERSION, &version);
+        append(&mut outer, CHECKSUM, checksum.as_bytes());
+        append(&mut outer, METADATA, &self.metadata_config);
+        append(&mut outer, CONTENTS, &contents);
+        outer.into_inner().expect("writing to a Vec cannot fail")
+    }
+
+    fn contents_tar_gz(&self) -> Vec<u8> {
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        for (path, data) in &self.files {
+            match data {
+                FileData::Regular(bytes) => append(&mut tar, path, bytes),
+                FileData::Symlink(target) => {
+                    let mut header = fixed_header(path, 0);
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    set_raw(&mut header.as_old_mut().linkname, target);
+                    header.set_cksum();
+                    tar.append(&header, io::empty()).expect("writing to a Vec cannot fail");
+                }
+            }
+        }
+        let mut gz = tar.into_inner().expect("writing to a Vec cannot fail");
+        gz.flush().expect("writing to a Vec cannot fail");
+        gz.finish().expect("writing to a Vec cannot fail")
+    }
+}
+
+fn fixed_header(path: &str, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(FIXED_MTIME);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    // `set_path` refuses `..` and absolute paths; hostile test paths go in raw.
+    if header.set_path(path).is_err() {
+        set_raw(&mut header.as_old_mut().name, path);
+    }
+    header.set_cksum();
+    header
+}
+
+fn set_raw(field: &mut [u8], value: &str) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value.as_bytes()[..n]);
+}
+
+fn append<W: io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) {
+    let header = fixed_header(path, data.len() as u64);
+    tar.append(&header, data).expect("writing to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests;
