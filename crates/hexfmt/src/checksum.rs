@@ -105,6 +105,9 @@ mod tests {
     fn rejects_bad_text_and_lengths() {
         assert!(Checksum::from_hex("abc").is_err());
         assert!(Checksum::from_hex(&"zz".repeat(32)).is_err());
-        assert_eq!(Checksum::from_slice(&[0; 31]), Err(ChecksumError::Length(31)));
+        assert_eq!(
+            Checksum::from_slice(&[0; 31]),
+            Err(ChecksumError::Length(31))
+        );
     }
 }

@@ -65,7 +65,11 @@ pub struct PrivateKey {
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PrivateKey(RSA-{}, redacted)", self.pair.public_modulus_len() * 8)
+        write!(
+            f,
+            "PrivateKey(RSA-{}, redacted)",
+            self.pair.public_modulus_len() * 8
+        )
     }
 }
 
@@ -117,7 +121,12 @@ impl PrivateKey {
         // The only failure modes are a wrong buffer length and an RNG failure; PKCS#1 v1.5
         // signing uses no randomness and the buffer is sized from the key.
         self.pair
-            .sign(&signature::RSA_PKCS1_SHA512, &SystemRandom::new(), payload, &mut signature)
+            .sign(
+                &signature::RSA_PKCS1_SHA512,
+                &SystemRandom::new(),
+                payload,
+                &mut signature,
+            )
             .expect("RSA PKCS#1 v1.5 signing with a correctly sized buffer cannot fail");
         signature
     }
@@ -146,8 +155,8 @@ impl PublicKey {
             });
         }
         // aws-lc reads both RFC 8017 (PKCS#1) and RFC 5280 (SPKI) encodings.
-        let key =
-            LcPublicKey::from_der(entry.contents()).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        let key = LcPublicKey::from_der(entry.contents())
+            .map_err(|e| KeyError::Rejected(e.to_string()))?;
         Ok(PublicKey {
             pkcs1: key.as_ref().to_vec(),
         })
@@ -272,7 +281,10 @@ mod tests {
     #[test]
     fn rejects_multiple_entries_and_wrong_kinds() {
         let two = [FIXTURE_PUBLIC, FIXTURE_PUBLIC].concat();
-        assert!(matches!(PublicKey::from_pem(&two), Err(KeyError::EntryCount(2))));
+        assert!(matches!(
+            PublicKey::from_pem(&two),
+            Err(KeyError::EntryCount(2))
+        ));
         assert!(matches!(
             PublicKey::from_pem(FIXTURE_PRIVATE),
             Err(KeyError::UnsupportedEntry { .. })

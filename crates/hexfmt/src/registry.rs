@@ -210,6 +210,9 @@ mod tests {
             verify_signed(&encode_envelope(&signed), &public()),
             Err(RegistryError::MissingSignature)
         ));
-        assert!(matches!(decode_envelope(b"nope"), Err(RegistryError::Gzip(_))));
+        assert!(matches!(
+            decode_envelope(b"nope"),
+            Err(RegistryError::Gzip(_))
+        ));
     }
 }

@@ -194,7 +194,9 @@ fn read_members(bytes: &[u8]) -> Result<Members, TarballError> {
             });
         }
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        entry.read_to_end(&mut data).map_err(TarballError::Corrupt)?;
+        entry
+            .read_to_end(&mut data)
+            .map_err(TarballError::Corrupt)?;
         *slot = Some(data);
     }
     let missing: Vec<&'static str> = [
@@ -249,7 +251,9 @@ fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
     result
 }
 
-fn list_contents<R: Read>(archive: &mut tar::Archive<R>) -> Result<Vec<ContentEntry>, TarballError> {
+fn list_contents<R: Read>(
+    archive: &mut tar::Archive<R>,
+) -> Result<Vec<ContentEntry>, TarballError> {
     let mut out = Vec::new();
     for entry in archive.entries().map_err(TarballError::Contents)? {
         let entry = entry.map_err(TarballError::Contents)?;
@@ -287,8 +291,9 @@ fn check_entry(path: &str, kind: &EntryKind) -> Result<(), TarballError> {
     };
     let link_ok = match kind {
         // A symlink target resolves against the link's own directory.
-        EntryKind::Symlink(target) => normalize(&parts[..parts.len().saturating_sub(1)], target)
-            .is_some(),
+        EntryKind::Symlink(target) => {
+            normalize(&parts[..parts.len().saturating_sub(1)], target).is_some()
+        }
         // A hard link names another archive member, relative to the root.
         EntryKind::HardLink(target) => normalize(&[], target).is_some_and(|p| !p.is_empty()),
         EntryKind::File | EntryKind::Directory => true,
@@ -307,7 +312,8 @@ fn check_entry(path: &str, kind: &EntryKind) -> Result<(), TarballError> {
 /// Resolves `path` against `base` (components below the package root). `None` when the result
 /// would leave the root, or the path is absolute, empty or names a drive.
 fn normalize<'a>(base: &[&'a str], path: &'a str) -> Option<Vec<&'a str>> {
-    let is_drive = |c: &str| c.len() == 2 && c.ends_with(':') && c.as_bytes()[0].is_ascii_alphabetic();
+    let is_drive =
+        |c: &str| c.len() == 2 && c.ends_with(':') && c.as_bytes()[0].is_ascii_alphabetic();
     if path.is_empty() || path.starts_with('/') || path.contains('\0') {
         return None;
     }
@@ -361,14 +367,16 @@ impl TarballBuilder {
     /// Adds a regular file; the path is written as given, unchecked.
     #[must_use]
     pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> TarballBuilder {
-        self.files.push((path.to_owned(), FileData::Regular(data.into())));
+        self.files
+            .push((path.to_owned(), FileData::Regular(data.into())));
         self
     }
 
     /// Adds a symlink; the target is written as given, unchecked.
     #[must_use]
     pub fn symlink(mut self, path: &str, target: &str) -> TarballBuilder {
-        self.files.push((path.to_owned(), FileData::Symlink(target.to_owned())));
+        self.files
+            .push((path.to_owned(), FileData::Symlink(target.to_owned())));
         self
     }
 
@@ -389,7 +397,10 @@ impl TarballBuilder {
     /// The tarball bytes.
     pub fn build(&self) -> Vec<u8> {
         let contents = self.contents_tar_gz();
-        let version = self.version_override.clone().unwrap_or_else(|| b"3".to_vec());
+        let version = self
+            .version_override
+            .clone()
+            .unwrap_or_else(|| b"3".to_vec());
         let checksum = self.checksum_override.clone().unwrap_or_else(|| {
             Checksum::sha256_parts(&[&version, &self.metadata_config, &contents]).to_hex_upper()
         });
@@ -414,7 +425,8 @@ impl TarballBuilder {
                     header.set_entry_type(tar::EntryType::Symlink);
                     set_raw(&mut header.as_old_mut().linkname, target);
                     header.set_cksum();
-                    tar.append(&header, io::empty()).expect("writing to a Vec cannot fail");
+                    tar.append(&header, io::empty())
+                        .expect("writing to a Vec cannot fail");
                 }
             }
         }
@@ -448,7 +460,8 @@ fn set_raw(field: &mut [u8], value: &str) {
 
 fn append<W: io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) {
     let header = fixed_header(path, data.len() as u64);
-    tar.append(&header, data).expect("writing to a Vec cannot fail");
+    tar.append(&header, data)
+        .expect("writing to a Vec cannot fail");
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use proptest::prelude::*;
 use super::*;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/mix-reference/public/tarballs");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/mix-reference/public/tarballs"
+    );
     std::fs::read(format!("{dir}/{name}")).unwrap()
 }
 
@@ -59,7 +62,10 @@ fn built_tarballs_read_back_and_are_reproducible() {
     assert_eq!(tarball.metadata, metadata("foo", "1.0.0"));
     let paths: Vec<_> = tarball.contents.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["mix.exs", "lib/foo.ex", "lib/link.ex"]);
-    assert_eq!(tarball.contents[2].kind, EntryKind::Symlink("foo.ex".into()));
+    assert_eq!(
+        tarball.contents[2].kind,
+        EntryKind::Symlink("foo.ex".into())
+    );
 }
 
 #[test]
@@ -67,14 +73,20 @@ fn refuses_wrong_format_version_and_checksums() {
     let err = read_tarball(&good().version_file(b"3\n").build()).unwrap_err();
     assert!(matches!(err, TarballError::BadVersion(v) if v == "3\n"));
     let err = read_tarball(&good().checksum_text(&"AB".repeat(32)).build()).unwrap_err();
-    assert!(matches!(err, TarballError::ChecksumMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, TarballError::ChecksumMismatch { .. }),
+        "{err}"
+    );
     let err = read_tarball(&good().checksum_text("xyz").build()).unwrap_err();
     assert!(matches!(err, TarballError::BadChecksumFile));
 }
 
 #[test]
 fn refuses_garbage_and_missing_members() {
-    assert!(matches!(read_tarball(b"not a tar"), Err(TarballError::Corrupt(_) | TarballError::MissingFiles(_))));
+    assert!(matches!(
+        read_tarball(b"not a tar"),
+        Err(TarballError::Corrupt(_) | TarballError::MissingFiles(_))
+    ));
     let mut only_version = tar::Builder::new(Vec::new());
     append(&mut only_version, "VERSION", b"3");
     let err = read_tarball(&only_version.into_inner().unwrap()).unwrap_err();
@@ -86,13 +98,25 @@ fn refuses_garbage_and_missing_members() {
 
 #[test]
 fn refuses_paths_and_links_that_leave_the_package() {
-    for path in ["../evil", "/etc/passwd", "lib/../../evil", "C:/evil", "a/b/../../../c"] {
+    for path in [
+        "../evil",
+        "/etc/passwd",
+        "lib/../../evil",
+        "C:/evil",
+        "a/b/../../../c",
+    ] {
         let err = read_tarball(&good().file(path, "x").build()).unwrap_err();
-        assert!(matches!(err, TarballError::UnsafePath(ref p) if p == path), "{path}: {err}");
+        assert!(
+            matches!(err, TarballError::UnsafePath(ref p) if p == path),
+            "{path}: {err}"
+        );
     }
     for target in ["../../etc/passwd", "/etc/passwd", "../.."] {
         let err = read_tarball(&good().symlink("lib/x", target).build()).unwrap_err();
-        assert!(matches!(err, TarballError::UnsafeLink { .. }), "{target}: {err}");
+        assert!(
+            matches!(err, TarballError::UnsafeLink { .. }),
+            "{target}: {err}"
+        );
     }
     for target in ["../mix.exs", "foo.ex", "./foo.ex"] {
         read_tarball(&good().symlink("lib/x", target).build()).unwrap();
@@ -102,20 +126,29 @@ fn refuses_paths_and_links_that_leave_the_package() {
 #[test]
 fn refuses_oversized_tarballs_members_and_contents() {
     let size = usize::try_from(MAX_TARBALL_SIZE).unwrap() + 1;
-    assert!(matches!(read_tarball(&vec![0; size]), Err(TarballError::TooLarge { .. })));
+    assert!(matches!(
+        read_tarball(&vec![0; size]),
+        Err(TarballError::TooLarge { .. })
+    ));
 
     let huge_metadata = vec![b' '; 1024 * 1024 + 1];
     let bytes = TarballBuilder::with_metadata_config(huge_metadata).build();
     assert!(matches!(
         read_tarball(&bytes),
-        Err(TarballError::MemberTooLarge { member: "metadata.config", .. })
+        Err(TarballError::MemberTooLarge {
+            member: "metadata.config",
+            ..
+        })
     ));
 
     // 129 MiB of zeros compress to well under the 16 MiB tarball limit.
     let zeros = vec![0u8; 129 * 1024 * 1024];
     let bomb = good().file("lib/zeros", zeros).build();
     assert!(bomb.len() < 16 * 1024 * 1024);
-    assert!(matches!(read_tarball(&bomb), Err(TarballError::UncompressedTooLarge)));
+    assert!(matches!(
+        read_tarball(&bomb),
+        Err(TarballError::UncompressedTooLarge)
+    ));
 }
 
 /// An independent model of "stays inside the root": walk components with a depth counter.

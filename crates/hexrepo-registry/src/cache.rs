@@ -1,0 +1,118 @@
+//! The build cache: what each tarball file yielded last time, keyed by its size, mtime and
+//! inode, so a rebuild reads only tarballs that changed. Stored as JSON in
+//! `.hexrepo/build-cache.json`; a missing, unreadable or old-format cache just means a full
+//! re-read, never a wrong registry (outputs are always compared by content before writing).
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::RegistryError;
+use crate::files::write_atomic;
+use crate::release::ReleaseInfo;
+
+const FORMAT: u32 = 1;
+
+/// A file's identity as far as the cache is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Inode, so a file replaced by rename with an equal size and mtime is still noticed.
+    pub inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+
+    /// Whole seconds of the modification time, as `names` records it.
+    pub fn mtime_seconds(&self) -> i64 {
+        i64::try_from(self.mtime_ns.div_euclid(1_000_000_000)).unwrap_or(i64::MAX)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CacheFile<T> {
+    format: u32,
+    tarballs: T,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedRelease {
+    stamp: FileStamp,
+    release: ReleaseInfo,
+}
+
+/// The cache in memory.
+#[derive(Debug, Default)]
+pub struct BuildCache {
+    tarballs: HashMap<String, CachedRelease>,
+}
+
+impl BuildCache {
+    /// Loads the cache, or an empty one when it is missing or unreadable.
+    pub fn load(path: &Path) -> BuildCache {
+        let parsed = fs::read(path)
+            .ok()
+            .and_then(|bytes| {
+                serde_json::from_slice::<CacheFile<HashMap<String, CachedRelease>>>(&bytes).ok()
+            })
+            .filter(|file| file.format == FORMAT);
+        BuildCache {
+            tarballs: parsed.map(|f| f.tarballs).unwrap_or_default(),
+        }
+    }
+
+    /// What `file_name` yielded last time, if it has not changed since.
+    pub fn get(&self, file_name: &str, stamp: FileStamp) -> Option<&ReleaseInfo> {
+        self.tarballs
+            .get(file_name)
+            .filter(|c| c.stamp == stamp)
+            .map(|c| &c.release)
+    }
+
+    /// Records what `file_name` yielded.
+    pub fn insert(&mut self, file_name: String, stamp: FileStamp, release: ReleaseInfo) {
+        self.tarballs
+            .insert(file_name, CachedRelease { stamp, release });
+    }
+
+    /// Forgets every file not in `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.tarballs.retain(|name, _| keep(name));
+    }
+
+    /// Saves the cache atomically.
+    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+        let file = CacheFile {
+            format: FORMAT,
+            tarballs: &self.tarballs,
+        };
+        let bytes = serde_json::to_vec(&file).expect("the cache always serialises");
+        write_atomic(path, &bytes)
+    }
+}
+
+impl BuildCache {
+    /// Number of cached tarballs.
+    pub fn len(&self) -> usize {
+        self.tarballs.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tarballs.is_empty()
+    }
+}

@@ -1,0 +1,18 @@
+//! Repository services without HTTP: the incremental registry build (`hexrepo build`), retiring
+//! releases, and auditing a repository (`hexrepo verify`). This crate owns the consistency
+//! rules: which files a change rewrites, in which order, and what a reader may observe meanwhile
+//! (HEX-PROTOCOL.md §4 describes the official builder we stay compatible with).
+//!
+//! It works on a repository folder on local disk; formats come from `hexfmt`.
+
+pub mod build;
+pub mod cache;
+pub mod error;
+pub mod files;
+pub mod layout;
+pub mod release;
+pub mod retire;
+pub mod verify;
+
+pub use error::RegistryError;
+pub use layout::Layout;

@@ -1,0 +1,154 @@
+//! Retiring and unretiring a release in place (`hexrepo retire` / `unretire`): re-signs that
+//! package's `packages/NAME` and the `retired` indexes of `versions`, touching nothing else
+//! (HEX-PROTOCOL.md §2.4 `RetirementStatus`, §6.4 retire semantics).
+
+use std::str::FromStr;
+
+use hexfmt::keys::PrivateKey;
+use hexfmt::proto::package::{Package, RetirementReason, RetirementStatus};
+use hexfmt::registry::{encode_signed, read_package, read_versions};
+use prost::Message as _;
+
+use crate::build::{Action, Change, read_optional};
+use crate::error::RegistryError;
+use crate::files::{Batch, RepoLock};
+use crate::layout::Layout;
+
+/// Why a release was retired: the five reasons Hex knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Any other reason.
+    Other,
+    /// The release is broken.
+    Invalid,
+    /// It has a security problem.
+    Security,
+    /// The package is no longer maintained.
+    Deprecated,
+    /// The package was renamed.
+    Renamed,
+}
+
+impl FromStr for Reason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Reason, String> {
+        Ok(match s {
+            "other" => Reason::Other,
+            "invalid" => Reason::Invalid,
+            "security" => Reason::Security,
+            "deprecated" => Reason::Deprecated,
+            "renamed" => Reason::Renamed,
+            _ => {
+                return Err(format!(
+                    "unknown retirement reason {s:?}: use other, invalid, security, deprecated or renamed"
+                ));
+            }
+        })
+    }
+}
+
+impl Reason {
+    fn to_proto(self) -> RetirementReason {
+        match self {
+            Reason::Other => RetirementReason::RetiredOther,
+            Reason::Invalid => RetirementReason::RetiredInvalid,
+            Reason::Security => RetirementReason::RetiredSecurity,
+            Reason::Deprecated => RetirementReason::RetiredDeprecated,
+            Reason::Renamed => RetirementReason::RetiredRenamed,
+        }
+    }
+}
+
+/// A retirement to record.
+#[derive(Debug, Clone)]
+pub struct Retirement {
+    /// Why.
+    pub reason: Reason,
+    /// What users are told; 3 to 140 characters, as on hex.pm.
+    pub message: String,
+}
+
+/// Sets (`Some`) or clears (`None`) the retirement of `package` `version`. Returns the files
+/// rewritten: none when the release was already in that state.
+pub fn set_retirement(
+    layout: &Layout,
+    repository: &str,
+    key: &PrivateKey,
+    package: &str,
+    version: &str,
+    retirement: Option<&Retirement>,
+) -> Result<Vec<Change>, RegistryError> {
+    if let Some(r) = retirement {
+        let len = r.message.chars().count();
+        if !(3..=140).contains(&len) {
+            return Err(RegistryError::RetirementMessage(len));
+        }
+    }
+    let _lock = RepoLock::acquire(&layout.state_dir().join("lock"))?;
+    let public = key.public_key();
+    let package_path = layout.package(package);
+    let bytes = read_optional(&package_path)?
+        .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+    let mut decoded: Package =
+        read_package(&bytes, &public, repository, package).map_err(|source| {
+            RegistryError::RegistryFile {
+                path: package_path.clone(),
+                source,
+            }
+        })?;
+    let release = decoded
+        .releases
+        .iter_mut()
+        .find(|r| r.version == version)
+        .ok_or_else(|| RegistryError::NoSuchRelease {
+            package: package.to_owned(),
+            version: version.to_owned(),
+        })?;
+    let status = retirement.map(|r| RetirementStatus {
+        reason: r.reason.to_proto() as i32,
+        message: Some(r.message.clone()),
+    });
+    if release.retired == status {
+        return Ok(Vec::new());
+    }
+    release.retired = status;
+    let retired: Vec<i32> = decoded
+        .releases
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.retired.is_some())
+        .map(|(i, _)| i32::try_from(i).expect("fewer than 2^31 releases"))
+        .collect();
+
+    let versions_path = layout.versions();
+    let versions_bytes =
+        std::fs::read(&versions_path).map_err(crate::error::io_err("reading", &versions_path))?;
+    let mut versions = read_versions(&versions_bytes, &public, repository).map_err(|source| {
+        RegistryError::RegistryFile {
+            path: versions_path.clone(),
+            source,
+        }
+    })?;
+    if let Some(entry) = versions.packages.iter_mut().find(|p| p.name == package) {
+        entry.retired = retired;
+    }
+
+    let mut batch = Batch::default();
+    batch.stage(&package_path, &encode_signed(decoded.encode_to_vec(), key))?;
+    batch.stage(
+        &versions_path,
+        &encode_signed(versions.encode_to_vec(), key),
+    )?;
+    batch.commit()?;
+    Ok(vec![
+        Change {
+            action: Action::Updating,
+            path: package_path,
+        },
+        Change {
+            action: Action::Updating,
+            path: versions_path,
+        },
+    ])
+}

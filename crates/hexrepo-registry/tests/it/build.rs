@@ -1,0 +1,369 @@
+//! `build` against the official builder's output and its promises: byte-identical payloads,
+//! incremental, atomic, strict about bad tarballs, faithful to retirements.
+
+use std::fs;
+
+use hexfmt::proto::package::{Package, RetirementReason, RetirementStatus, Timestamp};
+use hexfmt::registry::{decode_envelope, encode_signed, read_package, read_versions};
+use hexrepo_registry::RegistryError;
+use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
+use prost::Message as _;
+
+use crate::support::*;
+
+#[test]
+fn payloads_are_byte_identical_to_mix_hex_registry_build() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    let report = run_build(&layout);
+    assert_eq!(report.packages, 5);
+    assert_eq!(report.releases, 10);
+    let reference = fixture().join("public");
+    let mut compared = 0;
+    for file in ["names", "versions"].into_iter().map(String::from).chain(
+        [
+            "acme_core",
+            "acme_web",
+            "pkg_00001",
+            "pkg_00002",
+            "pkg_00003",
+        ]
+        .map(|p| format!("packages/{p}")),
+    ) {
+        // The whole decompressed Signed message: payload and (deterministic) signature.
+        assert_eq!(
+            gunzip(&layout.root().join(&file)),
+            gunzip(&reference.join(&file)),
+            "{file}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 7);
+    assert_eq!(
+        fs::read(layout.public_key()).unwrap(),
+        fs::read(reference.join("public_key")).unwrap()
+    );
+    assert_eq!(
+        change_lines(&layout, &report),
+        [
+            "* creating public_key",
+            "* creating packages/acme_core",
+            "* creating packages/acme_web",
+            "* creating packages/pkg_00001",
+            "* creating packages/pkg_00002",
+            "* creating packages/pkg_00003",
+            "* creating names",
+            "* creating versions",
+        ]
+    );
+}
+
+#[test]
+fn files_are_world_readable_and_no_temporaries_remain() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    for (path, _) in snapshot(layout.root()) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(!name.starts_with('.'), "leftover {}", path.display());
+        if !path.starts_with(layout.tarballs_dir()) {
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn rebuild_with_nothing_changed_rewrites_nothing() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    let before = snapshot(layout.root());
+    let report = run_build(&layout);
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    assert_eq!(report.tarballs_read, 0, "every tarball came from the cache");
+    assert_eq!(
+        snapshot(layout.root()),
+        before,
+        "no file was rewritten (same inode and mtime)"
+    );
+}
+
+#[test]
+fn rebuild_without_a_cache_still_rewrites_nothing() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    fs::remove_dir_all(layout.state_dir()).unwrap();
+    let before = snapshot(layout.root());
+    let report = run_build(&layout);
+    assert_eq!(report.tarballs_read, 10);
+    assert!(report.changes.is_empty());
+    assert_eq!(snapshot(layout.root()), before);
+}
+
+#[test]
+fn adding_one_tarball_re_signs_only_its_package_and_the_indexes() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&["pkg_00003-0.2.0.tar", "acme_web-0.1.0.tar"]);
+    run_build(&layout);
+    let before = snapshot(layout.root());
+
+    add_fixture_tarball(&layout, "pkg_00003-0.2.0.tar", 1_768_046_400);
+    let report = run_build(&layout);
+    assert_eq!(report.tarballs_read, 1);
+    assert_eq!(
+        change_lines(&layout, &report),
+        [
+            "* updating packages/pkg_00003",
+            "* updating names",
+            "* updating versions"
+        ]
+    );
+    let after = snapshot(layout.root());
+    for (path, old) in &before {
+        let rewritten = ["names", "versions", "pkg_00003"]
+            .iter()
+            .any(|n| path.ends_with(n));
+        assert_eq!(after[path] == *old, !rewritten, "{}", path.display());
+    }
+
+    add_fixture_tarball(&layout, "acme_web-0.1.0.tar", 1_767_528_000);
+    let report = run_build(&layout);
+    assert_eq!(
+        change_lines(&layout, &report),
+        [
+            "* creating packages/acme_web",
+            "* updating names",
+            "* updating versions"
+        ]
+    );
+}
+
+#[test]
+fn removing_the_last_tarball_of_a_package_removes_its_file() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    fs::remove_file(layout.tarballs_dir().join("acme_web-0.1.0.tar")).unwrap();
+    let report = run_build(&layout);
+    assert_eq!(
+        change_lines(&layout, &report),
+        [
+            "* removing packages/acme_web",
+            "* updating names",
+            "* updating versions"
+        ]
+    );
+    assert!(!layout.package("acme_web").exists());
+    let versions = read_versions(
+        &fs::read(layout.versions()).unwrap(),
+        &key().public_key(),
+        REPO,
+    )
+    .unwrap();
+    assert!(versions.packages.iter().all(|p| p.name != "acme_web"));
+}
+
+#[test]
+fn retirements_and_publication_times_survive_a_rebuild() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&["acme_core-1.1.0-rc.1.tar"]);
+    run_build(&layout);
+    let retirement = Retirement {
+        reason: Reason::Security,
+        message: "CVE-2026-0001".into(),
+    };
+    set_retirement(
+        &layout,
+        REPO,
+        &key(),
+        "acme_core",
+        "1.0.0",
+        Some(&retirement),
+    )
+    .unwrap();
+    // Give 0.1.0 a publication time, as the publish API will.
+    let path = layout.package("acme_core");
+    let mut package = Package::decode(
+        decode_envelope(&fs::read(&path).unwrap())
+            .unwrap()
+            .payload
+            .as_slice(),
+    )
+    .unwrap();
+    package.releases[0].published_at = Some(Timestamp {
+        seconds: 1_767_268_800,
+        nanos: 0,
+    });
+    fs::write(&path, encode_signed(package.encode_to_vec(), &key())).unwrap();
+
+    // A new release of the same package forces its file to be rebuilt.
+    add_fixture_tarball(&layout, "acme_core-1.1.0-rc.1.tar", 1_767_441_600);
+    let report = run_build(&layout);
+    assert!(change_lines(&layout, &report).contains(&"* updating packages/acme_core".to_owned()));
+
+    let public = key().public_key();
+    let package = read_package(&fs::read(&path).unwrap(), &public, REPO, "acme_core").unwrap();
+    let versions: Vec<_> = package
+        .releases
+        .iter()
+        .map(|r| r.version.as_str())
+        .collect();
+    assert_eq!(versions, ["0.1.0", "1.0.0", "1.1.0-rc.1"]);
+    assert_eq!(
+        package.releases[0].published_at.unwrap().seconds,
+        1_767_268_800
+    );
+    assert_eq!(
+        package.releases[1].retired,
+        Some(RetirementStatus {
+            reason: RetirementReason::RetiredSecurity as i32,
+            message: Some("CVE-2026-0001".into())
+        })
+    );
+    assert_eq!(package.releases[2].retired, None);
+    let index = read_versions(&fs::read(layout.versions()).unwrap(), &public, REPO).unwrap();
+    let acme_core = index
+        .packages
+        .iter()
+        .find(|p| p.name == "acme_core")
+        .unwrap();
+    assert_eq!(acme_core.retired, [1]);
+}
+
+#[test]
+fn retire_and_unretire_touch_only_the_package_and_versions() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    let before = snapshot(layout.root());
+    let retirement = Retirement {
+        reason: Reason::Deprecated,
+        message: "use acme_core 1.x".into(),
+    };
+    let changes = set_retirement(
+        &layout,
+        REPO,
+        &key(),
+        "acme_core",
+        "0.1.0",
+        Some(&retirement),
+    )
+    .unwrap();
+    assert_eq!(changes.len(), 2);
+    let after = snapshot(layout.root());
+    for (path, old) in &before {
+        let touched = path.ends_with("versions") || path.ends_with("packages/acme_core");
+        assert_eq!(after[path] == *old, !touched, "{}", path.display());
+    }
+    assert!(
+        set_retirement(
+            &layout,
+            REPO,
+            &key(),
+            "acme_core",
+            "0.1.0",
+            Some(&retirement)
+        )
+        .unwrap()
+        .is_empty()
+    );
+    set_retirement(&layout, REPO, &key(), "acme_core", "0.1.0", None).unwrap();
+    // Back to the exact bytes mix signed.
+    assert_eq!(
+        gunzip(&layout.package("acme_core")),
+        gunzip(&fixture().join("public/packages/acme_core"))
+    );
+    assert_eq!(
+        gunzip(&layout.versions()),
+        gunzip(&fixture().join("public/versions"))
+    );
+
+    let err = set_retirement(&layout, REPO, &key(), "acme_core", "9.9.9", None).unwrap_err();
+    assert!(matches!(err, RegistryError::NoSuchRelease { .. }), "{err}");
+    let short = Retirement {
+        reason: Reason::Other,
+        message: "no".into(),
+    };
+    let err =
+        set_retirement(&layout, REPO, &key(), "acme_core", "0.1.0", Some(&short)).unwrap_err();
+    assert!(matches!(err, RegistryError::RetirementMessage(2)));
+}
+
+#[test]
+fn one_bad_tarball_writes_nothing_and_names_every_bad_file() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    let tarballs = layout.tarballs_dir();
+    let good = fs::read(tarballs.join("acme_core-0.1.0.tar")).unwrap();
+    fs::write(tarballs.join("broken-1.0.0.tar"), &good[..good.len() / 2]).unwrap();
+    fs::write(tarballs.join("impostor-0.1.0.tar"), &good).unwrap();
+    fs::write(tarballs.join("acme_core-0.1.1.tar"), &good).unwrap();
+    fs::write(tarballs.join("nodash.tar"), &good).unwrap();
+    let before = snapshot(layout.root());
+
+    let err = try_build(&layout, false).unwrap_err();
+    let RegistryError::InvalidTarballs(list) = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    assert_eq!(list.len(), 4, "{text}");
+    for (file, reason) in [
+        ("broken-1.0.0.tar", ""),
+        (
+            "impostor-0.1.0.tar",
+            "metadata name \"acme_core\" does not match the file name's \"impostor\"",
+        ),
+        (
+            "acme_core-0.1.1.tar",
+            "metadata version \"0.1.0\" does not match the file name's \"0.1.1\"",
+        ),
+        ("nodash.tar", "file name is not NAME-VERSION.tar"),
+    ] {
+        assert!(
+            text.contains(&format!("{file}: {reason}")),
+            "{file} missing from:\n{text}"
+        );
+    }
+    assert_eq!(snapshot(layout.root()), before, "nothing written");
+
+    let report = try_build(&layout, true).unwrap();
+    assert_eq!(report.skipped.len(), 4);
+    assert_eq!(report.releases, 10);
+}
+
+#[test]
+fn a_reader_never_sees_a_partial_or_unverifiable_file_during_rebuilds() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    let public = key().public_key();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let names = fs::read(layout.names()).unwrap();
+                hexfmt::registry::read_names(&names, &public, REPO).unwrap();
+                let versions =
+                    read_versions(&fs::read(layout.versions()).unwrap(), &public, REPO).unwrap();
+                for package in &versions.packages {
+                    // A package named by versions is in place and valid; the one exception is
+                    // a package being removed, whose file goes after versions stops naming it.
+                    match fs::read(layout.package(&package.name)) {
+                        Ok(bytes) => {
+                            read_package(&bytes, &public, REPO, &package.name).unwrap();
+                        }
+                        Err(e)
+                            if package.name == "acme_web"
+                                && e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("packages/{}: {e}", package.name),
+                    }
+                }
+                reads += 1;
+            }
+            reads
+        });
+        let moved = layout.root().join("acme_web-0.1.0.tar.aside");
+        for _ in 0..20 {
+            fs::rename(layout.tarballs_dir().join("acme_web-0.1.0.tar"), &moved).unwrap();
+            run_build(&layout);
+            fs::rename(&moved, layout.tarballs_dir().join("acme_web-0.1.0.tar")).unwrap();
+            run_build(&layout);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    });
+}

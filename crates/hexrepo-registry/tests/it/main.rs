@@ -1,0 +1,7 @@
+//! Integration tests of the registry services, one binary (STYLE.md): each module owns a topic.
+
+mod build;
+mod hexpm_interop;
+mod support;
+mod verify;
+mod version_interop;

@@ -1,0 +1,57 @@
+//! `hexrepo build PUBLIC_DIR --name NAME --private-key KEY`: the drop-in for
+//! `mix hex.registry build`, printing the same `* creating` / `* updating` / `* removing` lines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hexrepo_registry::Layout;
+use hexrepo_registry::build::{BuildOptions, build};
+
+/// Arguments of `hexrepo build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The repository folder; tarballs are read from PUBLIC_DIR/tarballs.
+    public_dir: PathBuf,
+    /// Repository name written into every registry file; clients must use the same name.
+    #[arg(long)]
+    name: String,
+    /// PEM file with the RSA private key that signs the registry.
+    #[arg(long)]
+    private_key: PathBuf,
+    /// Build from the valid tarballs and list the invalid ones, instead of writing nothing.
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let key = super::read_private_key(&args.private_key)?;
+    let layout = Layout::new(&args.public_dir);
+    let report = build(&BuildOptions {
+        layout: &layout,
+        repository: &args.name,
+        key: &key,
+        skip_invalid: args.skip_invalid,
+    })?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for change in &report.changes {
+        println!("{change}");
+    }
+    for skipped in &report.skipped {
+        eprintln!("skipped {skipped}");
+    }
+    eprintln!(
+        "{} packages, {} releases; {} tarballs read, {} files changed{}",
+        report.packages,
+        report.releases,
+        report.tarballs_read,
+        report.changes.len(),
+        if report.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} invalid tarballs skipped", report.skipped.len())
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! The command line: one variant per subcommand, each implemented in its own file.
+
+mod build;
+mod keygen;
+mod retire;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// A self-hosted Hex package repository.
+#[derive(Debug, Parser)]
+#[command(name = "hexrepo", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build or update the registry of PUBLIC_DIR from PUBLIC_DIR/tarballs (like `mix hex.registry build`).
+    Build(build::Args),
+    /// Generate an RSA private key for signing a registry.
+    Keygen(keygen::Args),
+    /// Mark a release as retired and re-sign its package.
+    Retire(retire::RetireArgs),
+    /// Clear a release's retirement and re-sign its package.
+    Unretire(retire::UnretireArgs),
+    /// Audit a repository folder or URL: signatures, origin fields, checksums.
+    Verify(verify::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Retire(args) => retire::run_retire(&args),
+        Command::Unretire(args) => retire::run_unretire(&args),
+        Command::Verify(args) => verify::run(&args),
+    }
+}
+
+/// Reads a private key file, naming it in any error.
+fn read_private_key(path: &Path) -> anyhow::Result<hexfmt::keys::PrivateKey> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading private key {}", path.display()))?;
+    hexfmt::keys::PrivateKey::from_pem(&pem)
+        .with_context(|| format!("reading private key {}", path.display()))
+}
+
+/// Reads a public key file, naming it in any error.
+fn read_public_key(path: &PathBuf) -> anyhow::Result<hexfmt::keys::PublicKey> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading public key {}", path.display()))?;
+    hexfmt::keys::PublicKey::from_pem(&pem)
+        .with_context(|| format!("reading public key {}", path.display()))
+}
