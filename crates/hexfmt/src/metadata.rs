@@ -245,17 +245,17 @@ fn key_text(key: &Term) -> Option<String> {
     }
 }
 
-fn invalid(field: &'static str, problem: String) -> MetadataError {
-    MetadataError::Invalid { field, problem }
+/// `MetadataError::Invalid` for `field`, with a `format!`ted problem.
+macro_rules! invalid {
+    ($field:expr, $($problem:tt)+) => {
+        MetadataError::Invalid { field: $field, problem: format!($($problem)+) }
+    };
 }
 
 fn text(value: &Term, field: &'static str) -> Result<String, MetadataError> {
     match value.to_text() {
         Some(text) => Ok(text.into_owned()),
-        None => Err(invalid(
-            field,
-            format!("expected text, found {}", value.kind()),
-        )),
+        None => Err(invalid!(field, "expected text, found {}", value.kind())),
     }
 }
 
@@ -270,14 +270,11 @@ fn optional_text(value: &Term, field: &'static str) -> Result<Option<String>, Me
 fn text_list(value: &Term, field: &'static str) -> Result<Vec<String>, MetadataError> {
     let items = value
         .as_list()
-        .ok_or_else(|| invalid(field, format!("expected a list, found {}", value.kind())))?;
+        .ok_or_else(|| invalid!(field, "expected a list, found {}", value.kind()))?;
     let entry = |(i, item): (usize, &Term)| {
-        item.to_text().map(Cow::into_owned).ok_or_else(|| {
-            invalid(
-                field,
-                format!("entry {} is {}, not text", i + 1, item.kind()),
-            )
-        })
+        item.to_text()
+            .map(Cow::into_owned)
+            .ok_or_else(|| invalid!(field, "entry {} is {}, not text", i + 1, item.kind()))
     };
     items.iter().enumerate().map(entry).collect()
 }
@@ -287,9 +284,10 @@ fn key_values<'a>(
     field: &'static str,
 ) -> Result<Vec<(&'a Term, &'a Term)>, MetadataError> {
     value.as_key_values().ok_or_else(|| {
-        invalid(
+        invalid!(
             field,
-            format!("expected a map or key/value list, found {}", value.kind()),
+            "expected a map or key/value list, found {}",
+            value.kind()
         )
     })
 }
@@ -298,10 +296,7 @@ fn links(value: &Term) -> Result<Vec<(String, String)>, MetadataError> {
     let pairs = key_values(value, "links")?;
     let entry = |(i, (k, v)): (usize, (&Term, &Term))| match (k.to_text(), v.to_text()) {
         (Some(k), Some(v)) => Ok((k.into_owned(), v.into_owned())),
-        _ => Err(invalid(
-            "links",
-            format!("entry {} is not a pair of text", i + 1),
-        )),
+        _ => Err(invalid!("links", "entry {} is not a pair of text", i + 1)),
     };
     pairs.into_iter().enumerate().map(entry).collect()
 }
@@ -320,31 +315,29 @@ fn requirements(value: &Term) -> Result<Vec<MetadataRequirement>, MetadataError>
         for (i, entry) in value.as_list().unwrap_or_default().iter().enumerate() {
             let n = i + 1;
             let fields = entry.as_key_values().ok_or_else(|| {
-                invalid(
+                invalid!(
                     FIELD,
-                    format!("entry {n} is {}, not a map or key/value list", entry.kind()),
+                    "entry {n} is {}, not a map or key/value list",
+                    entry.kind()
                 )
             })?;
             let name = lookup(&fields, "name")
-                .ok_or_else(|| invalid(FIELD, format!("entry {n} has no \"name\"")))?;
+                .ok_or_else(|| invalid!(FIELD, "entry {n} has no \"name\""))?;
             let name = name
                 .to_text()
-                .ok_or_else(|| invalid(FIELD, format!("entry {n}: \"name\" is not text")))?;
+                .ok_or_else(|| invalid!(FIELD, "entry {n}: \"name\" is not text"))?;
             result.push(requirement(n, name.into_owned(), &fields)?);
         }
     } else {
         for (i, (name, fields)) in key_values(value, FIELD)?.into_iter().enumerate() {
             let n = i + 1;
             let name = name.to_text().ok_or_else(|| {
-                invalid(
-                    FIELD,
-                    format!("entry {n}: the name is {}, not text", name.kind()),
-                )
+                invalid!(FIELD, "entry {n}: the name is {}, not text", name.kind())
             })?;
             let fields = fields.as_key_values().ok_or_else(|| {
-                invalid(
+                invalid!(
                     FIELD,
-                    format!("entry {n} (\"{name}\") is not a map or key/value list"),
+                    "entry {n} (\"{name}\") is not a map or key/value list"
                 )
             })?;
             result.push(requirement(n, name.into_owned(), &fields)?);
@@ -372,17 +365,15 @@ fn requirement(
         Some(value) if value.as_atom() == Some("nil") => Ok(None),
         Some(value) => match value.to_text() {
             Some(text) => Ok(Some(text.into_owned())),
-            None => Err(invalid(
+            None => Err(invalid!(
                 "requirements",
-                format!("entry {n}: \"{key}\" is {}, not text", value.kind()),
+                "entry {n}: \"{key}\" is {}, not text",
+                value.kind()
             )),
         },
     };
     if lookup(fields, "requirement").is_none() {
-        return Err(invalid(
-            "requirements",
-            format!("entry {n} has no \"requirement\""),
-        ));
+        return Err(invalid!("requirements", "entry {n} has no \"requirement\""));
     }
     Ok(MetadataRequirement {
         app: optional_field("app")?,
@@ -837,70 +828,66 @@ mod tests {
         }
     }
 
-    /// Erlang is the oracle: `file:consult/1` must read what `to_config` writes as the same
-    /// terms. Erlang prints them back with `~w`, which this crate's parser then reads.
-    #[test]
-    fn erlang_reads_what_to_config_writes() {
-        let mut configs: Vec<Vec<u8>> = FIXTURES
-            .iter()
-            .map(|f| Metadata::parse(f).unwrap().to_config())
-            .collect();
-        let tricky = Metadata {
+    /// Metadata that stresses the writer: quotes, backslashes, control and non-ASCII
+    /// characters, atoms that need quoting, integers at the edges of `i128`.
+    fn tricky_metadata() -> Metadata {
+        let extra = br#"{[true, false, nil, 'fun', 'Var', 'with space', 'it\'s', '\n', 'maybe'],
+            -170141183460469231731687303715884105728, 170141183460469231731687303715884105727,
+            <<0,255,128>>, "a string", "", #{<<"k">> => [1,2], {t} => #{}}, {}, []}."#;
+        Metadata {
             name: "tricky".into(),
             version: "1.0.0-rc.1+build".into(),
             app: Some(String::new()),
-            description: Some("quotes \" ' \\ % . \n\t\r\x00\x1b\x7f\u{85}\u{a0} é ü 😀 \u{2028} end".into()),
-            files: strings(&["lib/a b.ex", "priv/\u{1F600}.txt", ""]),
+            description: Some(
+                "quotes \" ' \\ \\\" % . \n\t\r\x00\x1b\x7f\u{85}\u{a0} é 😀 \u{2028} \\".into(),
+            ),
+            files: strings(&["lib/a b.ex", "priv/\u{1F600}.txt", "", "C:\\dir\\"]),
             licenses: strings(&["MIT", "LicenseRef-Ünïcødé"]),
             links: vec![("Git\"Hub".into(), "https://example.com/?a=1&b=<<2>>".into())],
             requirements: vec![
-                req("a", Some("a_app"), "~> 1.0 or >= 2.0.0-rc.0", true, Some("hexpm:acme")),
-                MetadataRequirement { requirement: None, ..req("b", None, "", false, None) },
+                req(
+                    "a",
+                    Some("a_app"),
+                    "~> 1.0 or >= 2.0.0-rc.0",
+                    true,
+                    Some("hexpm:acme"),
+                ),
+                MetadataRequirement {
+                    requirement: None,
+                    ..req("b", None, "", false, None)
+                },
             ],
             build_tools: strings(&["mix", "rebar3"]),
             elixir: Some("~> 1.14".into()),
             maintainers: strings(&["José", "Zoë \u{1F600}"]),
             extra: vec![(
                 Term::binary("extra"),
-                crate::term::parse_terms(
-                    br#"{[true, false, nil, 'fun', 'Var', 'with space', 'it\'s', '\n', 'maybe'],
-                         -170141183460469231731687303715884105728, 170141183460469231731687303715884105727,
-                         <<0,255,128>>, "a string", "", #{<<"k">> => [1,2], {t} => #{}}, {}, []}."#,
-                )
-                .unwrap()
-                .remove(0),
+                crate::term::parse_terms(extra).unwrap().remove(0),
             )],
-        };
-        configs.push(tricky.to_config());
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        for _ in 0..20 {
-            configs.push(
-                arb_metadata()
-                    .new_tree(&mut runner)
-                    .unwrap()
-                    .current()
-                    .to_config(),
-            );
         }
+    }
 
+    /// Has Erlang `file:consult/1` each config and returns what it read, printed with `~w`.
+    /// Each config also goes through `hex_core`'s own lexer when rebar3 (which bundles it) is
+    /// installed; only `erl` is required.
+    fn consult_with_erlang(configs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let dir = std::env::temp_dir().join(format!(
-            "hexfmt-metadata-erl-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            "hexfmt-metadata-erl-{}-{nanos}",
+            std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut args = Vec::new();
         for (i, config) in configs.iter().enumerate() {
-            let input = dir.join(format!("{i}.config"));
-            std::fs::write(&input, config).unwrap();
-            args.push(input);
-            args.push(dir.join(format!("{i}.out")));
+            std::fs::write(dir.join(format!("{i}.config")), config).unwrap();
+            args.extend([
+                dir.join(format!("{i}.config")),
+                dir.join(format!("{i}.out")),
+            ]);
         }
-        // Each config also goes through hex_core's own lexer when rebar3 (which bundles it)
-        // is installed; only `erl` is required.
         let script = r#"
             HexCore = case os:find_executable("rebar3") of
                 false -> "rebar3 not found";
@@ -919,7 +906,8 @@ mod tests {
                 ok = file:write_file(Out, unicode:characters_to_binary(io_lib:format("~w.~n", [Terms]))),
                 HexCore =:= true andalso begin
                     {ok, Bytes} = file:read_file(In),
-                    {ok, Tokens, _} = r3_safe_erl_term:string(unicode:characters_to_list(Bytes)),
+                    {In, {ok, Tokens, _}} =
+                        {In, r3_safe_erl_term:string(unicode:characters_to_list(Bytes))},
                     {In, Terms} = {In, r3_safe_erl_term:terms(Tokens)}
                 end,
                 Self(Rest, Self);
@@ -928,36 +916,70 @@ mod tests {
             Check(init:get_plain_arguments(), Check),
             io:format("hex_core lexer used: ~s~n", [case HexCore of true -> "yes"; Why -> Why end]),
             halt()."#;
-        let output = match std::process::Command::new("erl")
+        let output = std::process::Command::new("erl")
             .args(["-noshell", "-eval", script, "-extra"])
             .args(&args)
+            .current_dir(&dir)
+            .env("ERL_CRASH_DUMP_SECONDS", "0")
             .output()
-        {
-            Ok(output) => output,
-            Err(e) => {
+            .unwrap_or_else(|e| {
                 panic!("cannot run erl ({e}); this test needs Erlang: apt-get install -y erlang")
-            }
-        };
-        assert!(
-            output.status.success(),
-            "erl failed on the configs in {}:\n{}{}",
-            dir.display(),
+            });
+        let (stdout, stderr) = (
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr),
         );
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-        for (i, config) in configs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "erl failed on the configs in {}:\n{stdout}{stderr}",
+            dir.display()
+        );
+        eprintln!("{stdout}");
+        let printed = (0..configs.len())
+            .map(|i| std::fs::read(dir.join(format!("{i}.out"))).unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        printed
+    }
+
+    /// Erlang is the oracle: `file:consult/1` must read what `to_config` writes as the same
+    /// terms. Erlang prints them back with `~w`, which this crate's parser then reads.
+    #[test]
+    fn erlang_reads_what_to_config_writes() {
+        let mut configs: Vec<Vec<u8>> = FIXTURES
+            .iter()
+            .map(|f| Metadata::parse(f).unwrap().to_config())
+            .collect();
+        configs.push(tricky_metadata().to_config());
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        for _ in 0..20 {
+            configs.push(
+                arb_metadata()
+                    .new_tree(&mut runner)
+                    .unwrap()
+                    .current()
+                    .to_config(),
+            );
+        }
+        for (i, (config, printed)) in configs
+            .iter()
+            .zip(consult_with_erlang(&configs))
+            .enumerate()
+        {
             let ours = Term::List(crate::term::parse_terms(config).unwrap());
-            let printed = std::fs::read(dir.join(format!("{i}.out"))).unwrap();
             let erlangs = crate::term::parse_terms(&printed).unwrap().remove(0);
+            let config = String::from_utf8_lossy(config);
             assert_eq!(
                 normalize(&erlangs),
                 normalize(&ours),
-                "config {i}:\n{}",
-                String::from_utf8_lossy(config)
+                "config {i}:\n{config}"
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        // The tricky text also survives the trip back into `Metadata`.
+        assert_eq!(
+            Metadata::parse(&tricky_metadata().to_config()).unwrap(),
+            tricky_metadata()
+        );
     }
 
     /// What Erlang itself can tell apart: strings are lists of codes, and maps have unique

@@ -2,6 +2,7 @@
 //! `commands/`. Library crates do the work; this crate only resolves inputs, prints and exits.
 
 mod commands;
+mod settings;
 
 use std::process::ExitCode;
 

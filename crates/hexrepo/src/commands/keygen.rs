@@ -1,8 +1,5 @@
 //! `hexrepo keygen`: writes a new RSA private key (PKCS#8 PEM, mode 0600) for signing a registry.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,28 +30,21 @@ enum Bits {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.out.exists() && !args.force {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            args.out.display()
-        );
+    if args.out.exists() {
+        if !args.force {
+            bail!(
+                "{} already exists; pass --force to replace it",
+                args.out.display()
+            );
+        }
+        std::fs::remove_file(&args.out)
+            .with_context(|| format!("removing {}", args.out.display()))?;
     }
     let key = PrivateKey::generate(match args.bits {
         Bits::Rsa2048 => KeyBits::Rsa2048,
         Bits::Rsa4096 => KeyBits::Rsa4096,
     })?;
-    let pem = key.to_pkcs8_pem()?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    // `mode` applies only to new files; an overwritten one may have been wider.
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .and_then(|()| file.write_all(pem.as_bytes()))
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    super::write_private_key(&args.out, &key)?;
     println!("* creating {}", args.out.display());
     println!("public key fingerprint: {}", key.public_key().fingerprint());
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,11 @@
 //! The command line: one variant per subcommand, each implemented in its own file.
 
 mod build;
+mod config;
+mod key;
 mod keygen;
 mod retire;
+mod serve;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve a repository over HTTP (creates one on first run).
+    Serve(serve::Args),
     /// Build or update the registry of PUBLIC_DIR from PUBLIC_DIR/tarballs (like `mix hex.registry build`).
     Build(build::Args),
     /// Generate an RSA private key for signing a registry.
@@ -31,16 +36,23 @@ enum Command {
     Unretire(retire::UnretireArgs),
     /// Audit a repository folder or URL: signatures, origin fields, checksums.
     Verify(verify::Args),
+    /// Manage repository keys.
+    Key(key::Args),
+    /// Inspect configuration.
+    Config(config::Args),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Retire(args) => retire::run_retire(&args),
         Command::Unretire(args) => retire::run_unretire(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Key(args) => key::run(&args),
+        Command::Config(args) => config::run(&args),
     }
 }
 
@@ -58,4 +70,23 @@ fn read_public_key(path: &PathBuf) -> anyhow::Result<hexfmt::keys::PublicKey> {
         std::fs::read(path).with_context(|| format!("reading public key {}", path.display()))?;
     hexfmt::keys::PublicKey::from_pem(&pem)
         .with_context(|| format!("reading public key {}", path.display()))
+}
+
+/// Writes a private key as PKCS#8 PEM with mode 0600, refusing to replace an existing file
+/// unless `force`.
+fn write_private_key(path: &Path, key: &hexfmt::keys::PrivateKey) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let pem = key.to_pkcs8_pem()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -1,0 +1,16 @@
+//! The HTTP server: the repository endpoint of the Hex self-hosting guide, done properly
+//! (HEX-PROTOCOL.md §1). It serves only repository resources, with the headers clients rely on
+//! (ETag, conditional requests, ranges, no `Content-Encoding`), behind basic auth and repository
+//! keys, with an access log, Prometheus metrics and a health check.
+//!
+//! Handlers map requests to typed resources ([`resource`]) and hand them to the file cache
+//! ([`files`]); nothing here knows how a registry is built.
+
+pub mod auth;
+pub mod files;
+pub mod observe;
+pub mod resource;
+pub mod respond;
+mod router;
+
+pub use router::{AppState, ServerConfig, router};

@@ -1,0 +1,167 @@
+//! The routes of the repository endpoint and the state they share. Handlers are thin: parse the
+//! path into a [`Resource`], check access, hand the file to [`respond`](crate::respond).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hexrepo_registry::keys::Permission;
+
+use crate::auth::{Access, Authenticator};
+use crate::files::FileCache;
+use crate::observe::{Metrics, record};
+use crate::resource::Resource;
+use crate::respond::file_response;
+
+/// What the server needs to know, resolved and validated by the caller.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// The repository folder.
+    pub public_dir: PathBuf,
+    /// Who may read.
+    pub auth: Authenticator,
+    /// Bytes of tarballs and docs kept in memory.
+    pub cache_bytes: u64,
+}
+
+/// Shared server state.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    files: FileCache,
+    auth: Authenticator,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// State for a configuration.
+    pub fn new(config: ServerConfig) -> AppState {
+        AppState(Arc::new(Inner {
+            files: FileCache::new(config.public_dir, config.cache_bytes),
+            auth: config.auth,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The authenticator.
+    pub fn auth(&self) -> &Authenticator {
+        &self.0.auth
+    }
+}
+
+/// The application: repository resources, `/healthz` and `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let repository = Router::new()
+        .route("/names", get(|s, h| serve(s, h, Some(Resource::Names))))
+        .route(
+            "/versions",
+            get(|s, h| serve(s, h, Some(Resource::Versions))),
+        )
+        .route(
+            "/public_key",
+            get(|s, h| serve(s, h, Some(Resource::PublicKey))),
+        )
+        .route(
+            "/packages/{name}",
+            get(|s, h, Path(n): Path<String>| serve(s, h, Resource::package(&n))),
+        )
+        .route(
+            "/tarballs/{file}",
+            get(|s, h, Path(f): Path<String>| serve(s, h, Resource::tarball(&f))),
+        )
+        .route(
+            "/docs/{file}",
+            get(|s, h, Path(f): Path<String>| serve(s, h, Resource::docs(&f))),
+        )
+        .route(
+            "/installs/{*path}",
+            get(|s, h, Path(p): Path<String>| serve(s, h, Resource::installs(&p))),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { metrics_response(&s) }),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_read_access,
+        ));
+    Router::new()
+        .merge(repository)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async { not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+async fn serve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    resource: Option<Resource>,
+) -> Response {
+    let Some(resource) = resource else {
+        return not_found();
+    };
+    match state.0.files.get(&resource).await {
+        Ok(Some((info, bytes))) => {
+            let private = state.0.auth.read_requires_credentials();
+            file_response(&headers, &info, bytes, resource.kind(), private)
+        }
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::error!("reading {}: {e}", resource.relative_path());
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
+        }
+    }
+}
+
+fn metrics_response(state: &AppState) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn require_read_access(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let required = state.0.auth.read_requires_credentials();
+    match state
+        .0
+        .auth
+        .check(request.headers(), Permission::Repository, required)
+    {
+        Access::Allowed(_) => next.run(request).await,
+        Access::Missing => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"hexrepo\""),
+            )],
+            "authentication required\n",
+        )
+            .into_response(),
+        Access::Denied => (StatusCode::FORBIDDEN, "forbidden\n").into_response(),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}

@@ -1,0 +1,79 @@
+//! `hexrepo key create|list|revoke`: repository keys, kept hashed with the repository
+//! (`.hexrepo/keys.json`). The secret is printed once, at creation.
+
+use std::process::ExitCode;
+
+use hexrepo_registry::Layout;
+use hexrepo_registry::keys::{KeyStore, Permission};
+
+use crate::settings::{Flags, Settings};
+
+/// Arguments of `hexrepo key`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        /// A name for the key [default: key-<unix time>].
+        name: Option<String>,
+        /// Only read the repository (what mix and rebar3 need to fetch packages).
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by name.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&args.flags)?;
+    let store = KeyStore::new(&Layout::new(&settings.public_dir.value));
+    match &args.action {
+        Action::Create { name, read_only } => {
+            let name = name.clone().unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                format!("key-{secs}")
+            });
+            let permissions: &[Permission] = if *read_only {
+                &[Permission::Repository]
+            } else {
+                &[Permission::Repository, Permission::ApiWrite]
+            };
+            let (record, secret) = store.create(&name, permissions, Some("cli"))?;
+            eprintln!(
+                "created key {:?} with permissions {:?}; its secret (shown only now):",
+                record.name, record.permissions
+            );
+            println!("{secret}");
+        }
+        Action::List => {
+            for key in store.load()? {
+                let state = key
+                    .revoked_at
+                    .map_or_else(|| "active".to_owned(), |t| format!("revoked at {t}"));
+                println!(
+                    "{}\t{:?}\tcreated at {}\t{state}",
+                    key.name, key.permissions, key.created_at
+                );
+            }
+        }
+        Action::Revoke { name } => {
+            store.revoke(name)?;
+            eprintln!("revoked key {name:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! `hexrepo serve`: serves a repository folder over HTTP. On a fresh machine, with no
+//! arguments, it creates a working repository first (a key, an empty signed registry) and
+//! prints exactly what mix and rebar3 users paste to use it.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
+use hexrepo_registry::Layout;
+use hexrepo_registry::build::{BuildOptions, build};
+use hexrepo_registry::keys::KeyStore;
+use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
+use hexrepo_server::{AppState, ServerConfig, router};
+use tokio::net::TcpListener;
+
+use crate::settings::{Flags, LogFormat, ReadAuth, Settings};
+
+/// Arguments of `hexrepo serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    flags: Flags,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&args.flags)?;
+    init_logging(settings.log_format.value);
+    let layout = Layout::new(&settings.public_dir.value);
+    if !layout.names().exists() {
+        create_repository(&settings, &layout)?;
+    }
+    let repository = repository_name(&layout).unwrap_or_else(|| settings.name.value.clone());
+    let public_key = std::fs::read(layout.public_key())
+        .ok()
+        .and_then(|pem| PublicKey::from_pem(&pem).ok());
+    let auth = Authenticator::new(
+        match settings.read_auth.value {
+            ReadAuth::Auto => ServerReadAuth::Auto,
+            ReadAuth::Required => ServerReadAuth::Required,
+            ReadAuth::Public => ServerReadAuth::Public,
+        },
+        settings
+            .auth_username
+            .value
+            .as_deref()
+            .zip(settings.auth_password.value.as_deref())
+            .map(|(u, p)| BasicCredentials::new(u, p)),
+        Some(KeyStore::new(&layout)),
+    );
+    let state = AppState::new(ServerConfig {
+        public_dir: layout.root().to_owned(),
+        auth,
+        cache_bytes: settings.cache_mib.value * 1024 * 1024,
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let address = SocketAddr::new(settings.bind.value, settings.port.value);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let local = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        let url = settings.public_url.value.clone().unwrap_or_else(|| {
+            let host = if local.ip().is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                local.ip().to_string()
+            };
+            format!("http://{host}:{}", local.port())
+        });
+        print_banner(
+            &repository,
+            &url,
+            &layout,
+            public_key.as_ref(),
+            &state,
+            &settings,
+        );
+        tracing::info!(%local, "listening");
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key (generated when missing) and an empty signed registry.
+fn create_repository(settings: &Settings, layout: &Layout) -> anyhow::Result<()> {
+    let key_path = &settings.private_key.value;
+    let key = if key_path.exists() {
+        crate::commands::read_private_key(key_path)?
+    } else {
+        let key = PrivateKey::generate(KeyBits::Rsa2048)?;
+        crate::commands::write_private_key(key_path, &key)?;
+        eprintln!(
+            "* creating {} (keep it secret: it signs your registry)",
+            key_path.display()
+        );
+        key
+    };
+    std::fs::create_dir_all(layout.root())
+        .with_context(|| format!("creating {}", layout.root().display()))?;
+    let report = build(&BuildOptions {
+        layout,
+        repository: &settings.name.value,
+        key: &key,
+        skip_invalid: false,
+    })?;
+    for change in &report.changes {
+        eprintln!("{change}");
+    }
+    Ok(())
+}
+
+/// The repository name recorded in `names` (no signature check: it is only displayed).
+fn repository_name(layout: &Layout) -> Option<String> {
+    use prost::Message as _;
+    let bytes = std::fs::read(layout.names()).ok()?;
+    let signed = hexfmt::registry::decode_envelope(&bytes).ok()?;
+    hexfmt::proto::names::Names::decode(signed.payload.as_slice())
+        .ok()
+        .map(|n| n.repository)
+}
+
+fn print_banner(
+    repository: &str,
+    url: &str,
+    layout: &Layout,
+    public_key: Option<&PublicKey>,
+    state: &AppState,
+    settings: &Settings,
+) {
+    let protected = state.auth().read_requires_credentials();
+    println!(
+        "hexrepo serving repository {repository:?} from {} at {url}",
+        layout.root().display()
+    );
+    println!(
+        "reads: {}",
+        match (protected, settings.auth_username.value.is_some()) {
+            (false, _) =>
+                "open to anyone (set AUTH_USERNAME/AUTH_PASSWORD or create a key with `hexrepo key create`)",
+            (true, true) => "basic auth or a repository key",
+            (true, false) => "a repository key (`hexrepo key create --read-only`)",
+        }
+    );
+    let Some(key) = public_key else {
+        println!(
+            "warning: {} is missing; clients cannot verify this repository",
+            layout.public_key().display()
+        );
+        return;
+    };
+    let auth_flag = if protected { " --auth-key KEY" } else { "" };
+    println!("\nmix:");
+    println!(
+        "  mix hex.repo add {repository} {url} --fetch-public-key {}{auth_flag}",
+        key.fingerprint()
+    );
+    println!("\nrebar3 (rebar.config):");
+    let repo_key = if protected {
+        ",\n                  repo_key => <<\"KEY\">>"
+    } else {
+        ""
+    };
+    println!(
+        "  {{hex, [{{repos, [#{{name => <<\"{repository}\">>,\n                  repo_url => <<\"{url}\">>,\n                  repo_public_key => <<\"{}\">>{repo_key}}}]}}]}}.\n",
+        key.to_pkcs1_pem().trim_end()
+    );
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C; in-flight responses then finish before `serve` returns.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

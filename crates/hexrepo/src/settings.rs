@@ -1,0 +1,376 @@
+//! Settings for `serve` and the commands that act on a running repository's folder, resolved
+//! once at startup from four layers: defaults < config file (TOML) < environment < flags. Each
+//! value remembers where it came from, for `hexrepo config show`. The environment names are the
+//! Hex self-hosting guide's (`PORT`, `PUBLIC_DIR`, `AUTH_USERNAME`, `AUTH_PASSWORD`) plus our
+//! own `HEXREPO_*`, all listed in [`env`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// Every environment variable hexrepo reads, in one place.
+pub mod env {
+    /// Port to listen on (the guide's name).
+    pub const PORT: &str = "PORT";
+    /// Repository folder (the guide's name).
+    pub const PUBLIC_DIR: &str = "PUBLIC_DIR";
+    /// Basic-auth user name (the guide's name).
+    pub const AUTH_USERNAME: &str = "AUTH_USERNAME";
+    /// Basic-auth password (the guide's name).
+    pub const AUTH_PASSWORD: &str = "AUTH_PASSWORD";
+    /// Config file path.
+    pub const CONFIG: &str = "HEXREPO_CONFIG";
+    /// Address to bind.
+    pub const BIND: &str = "HEXREPO_BIND";
+    /// Repository name for a new registry.
+    pub const NAME: &str = "HEXREPO_NAME";
+    /// Private key used to create a registry.
+    pub const PRIVATE_KEY: &str = "HEXREPO_PRIVATE_KEY";
+    /// `auto`, `required` or `public`.
+    pub const READ_AUTH: &str = "HEXREPO_READ_AUTH";
+    /// `text` or `json`.
+    pub const LOG_FORMAT: &str = "HEXREPO_LOG_FORMAT";
+    /// MiB of tarballs kept in memory.
+    pub const CACHE_MIB: &str = "HEXREPO_CACHE_MIB";
+    /// The URL clients use, when it differs from the listening address (behind a proxy).
+    pub const PUBLIC_URL: &str = "HEXREPO_PUBLIC_URL";
+}
+
+/// The config file looked for in the working directory when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "hexrepo.toml";
+
+/// The raw flags shared by `serve`, `config show` and `key` (all optional: unset means "ask
+/// the lower layers").
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Flags {
+    /// TOML config file [default: ./hexrepo.toml if present].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Port to listen on [env: PORT; default 8000].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on [env: HEXREPO_BIND; default 0.0.0.0].
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// The repository folder [env: PUBLIC_DIR; default hexrepo-data/public].
+    #[arg(long)]
+    pub public_dir: Option<PathBuf>,
+    /// Private key for creating the registry [env: HEXREPO_PRIVATE_KEY; default hexrepo-data/private_key.pem].
+    #[arg(long)]
+    pub private_key: Option<PathBuf>,
+    /// Repository name for a new registry [env: HEXREPO_NAME; default hexrepo].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Basic-auth user name [env: AUTH_USERNAME].
+    #[arg(long)]
+    pub auth_username: Option<String>,
+    /// Basic-auth password [env: AUTH_PASSWORD].
+    #[arg(long)]
+    pub auth_password: Option<String>,
+    /// When reads need credentials: auto, required or public [env: HEXREPO_READ_AUTH; default auto].
+    #[arg(long)]
+    pub read_auth: Option<String>,
+    /// Log format: text or json [env: HEXREPO_LOG_FORMAT; default text].
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// MiB of tarballs and docs kept in memory [env: HEXREPO_CACHE_MIB; default 16].
+    #[arg(long)]
+    pub cache_mib: Option<u64>,
+    /// URL clients use, if not the listening address [env: HEXREPO_PUBLIC_URL].
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+/// The config file's keys, the same names as the flags with `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    port: Option<u16>,
+    bind: Option<IpAddr>,
+    public_dir: Option<PathBuf>,
+    private_key: Option<PathBuf>,
+    name: Option<String>,
+    auth_username: Option<String>,
+    auth_password: Option<String>,
+    read_auth: Option<String>,
+    log_format: Option<String>,
+    cache_mib: Option<u64>,
+    public_url: Option<String>,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Built in.
+    Default,
+    /// The config file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env(name) => write!(f, "environment {name}"),
+            Origin::Flag => f.write_str("command line"),
+        }
+    }
+}
+
+/// A resolved value and its origin.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    /// The value.
+    pub value: T,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// When reads need credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAuth {
+    /// Once credentials exist (basic auth configured, or a repository key created).
+    Auto,
+    /// Always.
+    Required,
+    /// Never.
+    Public,
+}
+
+/// Access-log and diagnostics format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub struct Settings {
+    /// Config file in use, if any.
+    pub config_file: Option<PathBuf>,
+    /// Listening port.
+    pub port: Setting<u16>,
+    /// Listening address.
+    pub bind: Setting<IpAddr>,
+    /// Repository folder.
+    pub public_dir: Setting<PathBuf>,
+    /// Private key for a new registry.
+    pub private_key: Setting<PathBuf>,
+    /// Repository name for a new registry.
+    pub name: Setting<String>,
+    /// Basic-auth user, when set.
+    pub auth_username: Setting<Option<String>>,
+    /// Basic-auth password, when set. Never printed.
+    pub auth_password: Setting<Option<String>>,
+    /// When reads need credentials.
+    pub read_auth: Setting<ReadAuth>,
+    /// Log format.
+    pub log_format: Setting<LogFormat>,
+    /// In-memory tarball budget, MiB.
+    pub cache_mib: Setting<u64>,
+    /// URL clients use.
+    pub public_url: Setting<Option<String>>,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env_var(name: &'static str) -> Option<String> {
+    #[allow(clippy::disallowed_methods)] // this module is the one place env is read
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// Resolves the four layers. Fails on an unreadable config file or an invalid value, naming
+    /// the layer it came from.
+    pub fn resolve(flags: &Flags) -> anyhow::Result<Settings> {
+        let (config_file, file) = load_file(flags)?;
+        let file_origin = || Origin::File(config_file.clone().unwrap_or_default());
+        macro_rules! layer {
+            ($field:ident, $env:expr, $default:expr, $parse:expr) => {{
+                let parse = $parse;
+                if let Some(v) = flags.$field.clone() {
+                    Setting {
+                        value: v,
+                        origin: Origin::Flag,
+                    }
+                } else if let Some(raw) = $env.and_then(env_var) {
+                    let env_name: &'static str = $env.unwrap_or_default();
+                    Setting {
+                        value: parse(&raw).with_context(|| {
+                            format!("invalid value {raw:?} in environment {env_name}")
+                        })?,
+                        origin: Origin::Env(env_name),
+                    }
+                } else if let Some(v) = file.$field.clone() {
+                    Setting {
+                        value: v,
+                        origin: file_origin(),
+                    }
+                } else {
+                    Setting {
+                        value: $default,
+                        origin: Origin::Default,
+                    }
+                }
+            }};
+        }
+        let text = |raw: &str| anyhow::Ok(raw.to_owned());
+        let path = |raw: &str| anyhow::Ok(PathBuf::from(raw));
+        let number = |raw: &str| raw.parse::<u64>().map_err(anyhow::Error::from);
+        let port = layer!(port, Some(env::PORT), 8000, |raw: &str| raw
+            .parse::<u16>()
+            .map_err(anyhow::Error::from));
+        let bind = layer!(
+            bind,
+            Some(env::BIND),
+            IpAddr::from([0, 0, 0, 0]),
+            |raw: &str| raw.parse::<IpAddr>().map_err(anyhow::Error::from)
+        );
+        let public_dir = layer!(
+            public_dir,
+            Some(env::PUBLIC_DIR),
+            PathBuf::from("hexrepo-data/public"),
+            path
+        );
+        let private_key = layer!(
+            private_key,
+            Some(env::PRIVATE_KEY),
+            PathBuf::from("hexrepo-data/private_key.pem"),
+            path
+        );
+        let name = layer!(name, Some(env::NAME), "hexrepo".to_owned(), text);
+        let auth_username = optional(layer!(
+            auth_username,
+            Some(env::AUTH_USERNAME),
+            String::new(),
+            text
+        ));
+        let auth_password = optional(layer!(
+            auth_password,
+            Some(env::AUTH_PASSWORD),
+            String::new(),
+            text
+        ));
+        let read_auth_raw = layer!(read_auth, Some(env::READ_AUTH), "auto".to_owned(), text);
+        let log_format_raw = layer!(log_format, Some(env::LOG_FORMAT), "text".to_owned(), text);
+        let cache_mib = layer!(cache_mib, Some(env::CACHE_MIB), 16, number);
+        let public_url = optional(layer!(
+            public_url,
+            Some(env::PUBLIC_URL),
+            String::new(),
+            text
+        ));
+
+        if auth_username.value.is_some() != auth_password.value.is_some() {
+            bail!(
+                "basic auth needs both AUTH_USERNAME and AUTH_PASSWORD (or --auth-username and --auth-password)"
+            );
+        }
+        let read_auth = Setting {
+            value: match read_auth_raw.value.as_str() {
+                "auto" => ReadAuth::Auto,
+                "required" => ReadAuth::Required,
+                "public" => ReadAuth::Public,
+                other => bail!(
+                    "invalid read_auth {other:?} (from {}): use auto, required or public",
+                    read_auth_raw.origin
+                ),
+            },
+            origin: read_auth_raw.origin,
+        };
+        let log_format = Setting {
+            value: match log_format_raw.value.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!(
+                    "invalid log_format {other:?} (from {}): use text or json",
+                    log_format_raw.origin
+                ),
+            },
+            origin: log_format_raw.origin,
+        };
+        if read_auth.value == ReadAuth::Public && auth_username.value.is_some() {
+            bail!(
+                "read_auth is public but basic-auth credentials are configured: remove one of them"
+            );
+        }
+        Ok(Settings {
+            config_file,
+            port,
+            bind,
+            public_dir,
+            private_key,
+            name,
+            auth_username,
+            auth_password,
+            read_auth,
+            log_format,
+            cache_mib,
+            public_url,
+        })
+    }
+
+    /// `key = value  # origin` lines with secrets redacted, for `hexrepo config show`.
+    pub fn describe(&self) -> Vec<String> {
+        fn line<T: fmt::Debug>(key: &str, s: &Setting<T>) -> String {
+            format!("{key} = {:?}  # {}", s.value, s.origin)
+        }
+        let redacted = |s: &Setting<Option<String>>| Setting {
+            value: s.value.as_ref().map(|_| "<redacted>"),
+            origin: s.origin.clone(),
+        };
+        vec![
+            format!(
+                "# config file: {}",
+                self.config_file
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string())
+            ),
+            line("port", &self.port),
+            line("bind", &self.bind),
+            line("public_dir", &self.public_dir),
+            line("private_key", &self.private_key),
+            line("name", &self.name),
+            line("auth_username", &self.auth_username),
+            line("auth_password", &redacted(&self.auth_password)),
+            line("read_auth", &self.read_auth),
+            line("log_format", &self.log_format),
+            line("cache_mib", &self.cache_mib),
+            line("public_url", &self.public_url),
+        ]
+    }
+}
+
+/// An empty-string default becomes `None`.
+fn optional(setting: Setting<String>) -> Setting<Option<String>> {
+    Setting {
+        value: Some(setting.value).filter(|v| !v.is_empty()),
+        origin: setting.origin,
+    }
+}
+
+fn load_file(flags: &Flags) -> anyhow::Result<(Option<PathBuf>, FileConfig)> {
+    let named = flags
+        .config
+        .clone()
+        .or_else(|| env_var(env::CONFIG).map(PathBuf::from));
+    let path = match named {
+        Some(path) => path,
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => PathBuf::from(DEFAULT_CONFIG_FILE),
+        None => return Ok((None, FileConfig::default())),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let file = toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+    Ok((Some(path), file))
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `hexrepo` binary, judged by real Hex clients (rebar3 and the `hex_core`
+//! it bundles, through `tools/hex-core`) over a real static server (nginx, `tools/serve-static`).
+//! Missing clients make the tests fail, never skip: `apt-get install -y erlang rebar3 nginx-light`.
+
+mod clients;
+mod hexrepo_build;
+mod interop;
+mod support;
