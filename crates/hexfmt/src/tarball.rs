@@ -225,16 +225,12 @@ struct Bounded<R> {
 impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        match self.remaining.checked_sub(n as u64) {
-            Some(rest) => {
-                self.remaining = rest;
-                Ok(n)
-            }
-            None => {
-                self.exceeded = true;
-                Err(io::Error::other("uncompressed size limit exceeded"))
-            }
-        }
+        let Some(rest) = self.remaining.checked_sub(n as u64) else {
+            self.exceeded = true;
+            return Err(io::Error::other("uncompressed size limit exceeded"));
+        };
+        self.remaining = rest;
+        Ok(n)
     }
 }
 

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hexfmt::keys::{PrivateKey, PublicKey};
 use hexfmt::proto::names::{self, Names};
@@ -110,46 +110,85 @@ enum Output {
     Write(Action, Vec<u8>),
 }
 
+/// The registry's new files, computed but not yet written.
+struct Plan {
+    packages: Vec<(String, Output)>,
+    versions: Output,
+    names: Output,
+    stale: Vec<String>,
+}
+
 /// Builds or updates the registry. See the module documentation.
 pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
     let layout = opts.layout;
     let _lock = RepoLock::acquire(&layout.state_dir().join("lock"))?;
-    let public = opts.key.public_key();
     let mut report = BuildReport::default();
-
     let tarballs_dir = layout.tarballs_dir();
     let created_tarballs_dir = !tarballs_dir.is_dir();
     let files = scan_tarballs(&tarballs_dir)?;
     let cache_path = layout.state_dir().join("build-cache.json");
     let mut cache = BuildCache::load(&cache_path);
-    let analysed: Vec<(Result<ReleaseInfo, String>, bool)> =
-        files.par_iter().map(|f| analyse(f, &cache)).collect();
+    let packages = collect_releases(opts, &files, &mut cache, &mut report)?;
 
+    if created_tarballs_dir {
+        fs::create_dir_all(&tarballs_dir).map_err(io_err("creating", &tarballs_dir))?;
+        report.changes.push(Change {
+            action: Action::Creating,
+            path: tarballs_dir,
+        });
+    }
+    let packages_dir = layout.packages_dir();
+    fs::create_dir_all(&packages_dir).map_err(io_err("creating", &packages_dir))?;
+    let plan = plan_outputs(opts, &packages)?;
+    write_plan(opts, plan, &mut report)?;
+
+    let present: HashSet<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
+    let cached_before = cache.len();
+    cache.retain(|name| present.contains(name));
+    if report.tarballs_read > 0 || cache.len() != cached_before {
+        cache.save(&cache_path)?;
+    }
+    report.packages = packages.len();
+    report.releases = packages.values().map(Vec::len).sum();
+    Ok(report)
+}
+
+/// Every valid release by package, versions ascending; invalid tarballs stop the build
+/// unless they are to be skipped.
+fn collect_releases(
+    opts: &BuildOptions<'_>,
+    files: &[TarballFile],
+    cache: &mut BuildCache,
+    report: &mut BuildReport,
+) -> Result<BTreeMap<String, Vec<ReleaseEntry>>, RegistryError> {
+    let analysed: Vec<(Result<ReleaseInfo, String>, bool)> =
+        files.par_iter().map(|f| analyse(f, cache)).collect();
     let mut packages: BTreeMap<String, Vec<ReleaseEntry>> = BTreeMap::new();
     let mut invalid = Vec::new();
     for (file, (result, fresh)) in files.iter().zip(analysed) {
-        match result {
-            Ok(info) => {
-                if fresh {
-                    report.tarballs_read += 1;
-                    cache.insert(file.file_name.clone(), file.stamp, info.clone());
-                }
-                let (name, _) =
-                    parse_tarball_file_name(&file.file_name).expect("checked in analyse");
-                packages
-                    .entry(name.to_owned())
-                    .or_default()
-                    .push(ReleaseEntry {
-                        version: Version::parse(&info.version).expect("checked in analyse"),
-                        info,
-                        mtime: file.stamp.mtime_seconds(),
-                    });
+        let info = match result {
+            Ok(info) => info,
+            Err(reason) => {
+                invalid.push(InvalidTarball {
+                    path: file.path.clone(),
+                    reason,
+                });
+                continue;
             }
-            Err(reason) => invalid.push(InvalidTarball {
-                path: file.path.clone(),
-                reason,
-            }),
+        };
+        if fresh {
+            report.tarballs_read += 1;
+            cache.insert(file.file_name.clone(), file.stamp, info.clone());
         }
+        let (name, _) = parse_tarball_file_name(&file.file_name).expect("checked in analyse");
+        packages
+            .entry(name.to_owned())
+            .or_default()
+            .push(ReleaseEntry {
+                version: Version::parse(&info.version).expect("checked in analyse"),
+                info,
+                mtime: file.stamp.mtime_seconds(),
+            });
     }
     if !invalid.is_empty() && !opts.skip_invalid {
         return Err(RegistryError::InvalidTarballs(invalid));
@@ -158,19 +197,20 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
     for releases in packages.values_mut() {
         releases.sort_by(|a, b| a.version.cmp(&b.version));
     }
+    Ok(packages)
+}
 
-    if created_tarballs_dir {
-        fs::create_dir_all(&tarballs_dir).map_err(io_err("creating", &tarballs_dir))?;
-    }
-    let packages_dir = layout.packages_dir();
-    fs::create_dir_all(&packages_dir).map_err(io_err("creating", &packages_dir))?;
-
+/// Computes every output and decides which ones differ from the files in place.
+fn plan_outputs(
+    opts: &BuildOptions<'_>,
+    packages: &BTreeMap<String, Vec<ReleaseEntry>>,
+) -> Result<Plan, RegistryError> {
+    let public = opts.key.public_key();
     let package_outputs: Vec<(Output, Vec<i32>)> = packages
         .par_iter()
         .map(|(name, releases)| package_output(opts, &public, name, releases))
         .collect::<Result<_, _>>()?;
-
-    let names_payload = Names {
+    let names = Names {
         packages: packages
             .iter()
             .map(|(name, releases)| names::Package {
@@ -183,7 +223,7 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
             .collect(),
         repository: opts.repository.to_owned(),
     };
-    let versions_payload = Versions {
+    let versions = Versions {
         packages: packages
             .iter()
             .zip(&package_outputs)
@@ -196,23 +236,34 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
             .collect(),
         repository: opts.repository.to_owned(),
     };
-    let names_output = signed_output(
-        &layout.names(),
-        names_payload.encode_to_vec(),
-        opts.key,
-        &public,
-    )?;
-    let versions_output = signed_output(
-        &layout.versions(),
-        versions_payload.encode_to_vec(),
-        opts.key,
-        &public,
-    )?;
-    let stale = stale_packages(&packages_dir, &packages)?;
+    let layout = opts.layout;
+    Ok(Plan {
+        names: signed_output(&layout.names(), names.encode_to_vec(), opts.key, &public)?,
+        versions: signed_output(
+            &layout.versions(),
+            versions.encode_to_vec(),
+            opts.key,
+            &public,
+        )?,
+        stale: stale_packages(&layout.packages_dir(), packages)?,
+        packages: packages
+            .keys()
+            .cloned()
+            .zip(package_outputs.into_iter().map(|(output, _)| output))
+            .collect(),
+    })
+}
 
-    // Stage everything, then put it in place: packages before the indexes that name them.
+/// Stages and commits the plan: public key, packages, `versions`, `names`; then removes stale
+/// package files, which `names` no longer lists.
+fn write_plan(
+    opts: &BuildOptions<'_>,
+    plan: Plan,
+    report: &mut BuildReport,
+) -> Result<(), RegistryError> {
+    let layout = opts.layout;
     let mut batch = Batch::default();
-    let key_pem = public.to_pkcs1_pem();
+    let key_pem = opts.key.public_key().to_pkcs1_pem();
     match read_optional(&layout.public_key())? {
         Some(existing) if existing == key_pem.as_bytes() => {}
         existing => {
@@ -226,32 +277,35 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
                 Action::Creating
             };
             batch.stage(&layout.public_key(), key_pem.as_bytes())?;
-            report.changes.push(Change {
-                action,
-                path: layout.public_key(),
-            });
+            // mix prints the key first.
+            report.changes.insert(
+                0,
+                Change {
+                    action,
+                    path: layout.public_key(),
+                },
+            );
         }
     }
-    if created_tarballs_dir {
-        report.changes.push(Change {
-            action: Action::Creating,
-            path: tarballs_dir,
-        });
+    for (name, output) in plan.packages {
+        stage(
+            &mut batch,
+            &mut report.changes,
+            layout.package(&name),
+            output,
+        )?;
     }
-    for (name, (output, _)) in packages.keys().zip(package_outputs) {
-        stage(&mut batch, &mut report, layout.package(name), output)?;
-    }
-    let mut index_changes = BuildReport::default();
+    let mut index_changes = Vec::new();
     stage(
         &mut batch,
         &mut index_changes,
         layout.versions(),
-        versions_output,
+        plan.versions,
     )?;
-    stage(&mut batch, &mut index_changes, layout.names(), names_output)?;
+    stage(&mut batch, &mut index_changes, layout.names(), plan.names)?;
     batch.commit()?;
 
-    for name in &stale {
+    for name in &plan.stale {
         let path = layout.package(name);
         fs::remove_file(&path).map_err(io_err("removing", &path))?;
         report.changes.push(Change {
@@ -259,23 +313,12 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
             path,
         });
     }
-    if !stale.is_empty() {
-        sync_dir(&packages_dir)?;
+    if !plan.stale.is_empty() {
+        sync_dir(&layout.packages_dir())?;
     }
     // mix prints names before versions.
-    report
-        .changes
-        .extend(index_changes.changes.into_iter().rev());
-
-    let present: HashSet<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
-    let cached_before = cache.len();
-    cache.retain(|name| present.contains(name));
-    if report.tarballs_read > 0 || cache.len() != cached_before {
-        cache.save(&cache_path)?;
-    }
-    report.packages = packages.len();
-    report.releases = packages.values().map(Vec::len).sum();
-    Ok(report)
+    report.changes.extend(index_changes.into_iter().rev());
+    Ok(())
 }
 
 fn scan_tarballs(dir: &std::path::Path) -> Result<Vec<TarballFile>, RegistryError> {
@@ -288,7 +331,10 @@ fn scan_tarballs(dir: &std::path::Path) -> Result<Vec<TarballFile>, RegistryErro
     for entry in entries {
         let entry = entry.map_err(io_err("listing", dir))?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if !file_name.ends_with(".tar") || file_name.starts_with('.') {
+        let is_tar = Path::new(&file_name)
+            .extension()
+            .is_some_and(|e| e == "tar");
+        if !is_tar || file_name.starts_with('.') {
             continue;
         }
         let path = entry.path();
@@ -423,13 +469,13 @@ fn compare_and_sign(
 
 fn stage(
     batch: &mut Batch,
-    report: &mut BuildReport,
+    changes: &mut Vec<Change>,
     path: PathBuf,
     output: Output,
 ) -> Result<(), RegistryError> {
     if let Output::Write(action, bytes) = output {
         batch.stage(&path, &bytes)?;
-        report.changes.push(Change { action, path });
+        changes.push(Change { action, path });
     }
     Ok(())
 }

@@ -56,10 +56,11 @@ impl Batch {
                 }
                 return Err(io_err("renaming into place", target)(e));
             }
-            if let Some(dir) = target.parent() {
-                if !dirs.iter().any(|d| d == dir) {
-                    dirs.push(dir.to_owned());
-                }
+            if let Some(dir) = target
+                .parent()
+                .filter(|d| !dirs.iter().any(|known| known == d))
+            {
+                dirs.push(dir.to_owned());
             }
         }
         for dir in dirs {

@@ -106,10 +106,12 @@ impl FileCache {
             .write()
             .expect("cache lock")
             .insert(relative, info.clone());
-        if let Some(old) = replaced.and_then(|old| old.bytes.as_ref().map(Bytes::len)) {
-            if !matches!(resource.kind(), Kind::Registry | Kind::Key) {
-                *self.budget.lock().expect("budget lock") += old as u64;
-            }
+        let budgeted = !matches!(resource.kind(), Kind::Registry | Kind::Key);
+        if let Some(old) = replaced
+            .and_then(|old| old.bytes.as_ref().map(Bytes::len))
+            .filter(|_| budgeted)
+        {
+            *self.budget.lock().expect("budget lock") += old as u64;
         }
         Ok(Some((info, bytes)))
     }

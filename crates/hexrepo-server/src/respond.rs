@@ -76,11 +76,10 @@ fn cache_control(kind: Kind, private: bool) -> HeaderValue {
 
 fn content_type(kind: Kind) -> HeaderValue {
     HeaderValue::from_static(match kind {
-        Kind::Registry => "application/octet-stream",
+        Kind::Registry | Kind::Installs => "application/octet-stream",
         Kind::Tarball => "application/x-tar",
         Kind::Docs => "application/gzip",
         Kind::Key => "text/plain; charset=utf-8",
-        Kind::Installs => "application/octet-stream",
     })
 }
 
@@ -125,10 +124,11 @@ fn requested_range(request: &HeaderMap, info: &FileInfo, total: u64) -> RangeReq
     else {
         return RangeRequest::None;
     };
-    if let Some(if_range) = request.get(header::IF_RANGE) {
-        if if_range.to_str().ok() != Some(info.etag.as_str()) {
-            return RangeRequest::None;
-        }
+    let stale_if_range = request
+        .get(header::IF_RANGE)
+        .is_some_and(|v| v.to_str().ok() != Some(info.etag.as_str()));
+    if stale_if_range {
+        return RangeRequest::None;
     }
     if spec.contains(',') {
         return RangeRequest::None;

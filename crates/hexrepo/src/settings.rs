@@ -2,7 +2,7 @@
 //! once at startup from four layers: defaults < config file (TOML) < environment < flags. Each
 //! value remembers where it came from, for `hexrepo config show`. The environment names are the
 //! Hex self-hosting guide's (`PORT`, `PUBLIC_DIR`, `AUTH_USERNAME`, `AUTH_PASSWORD`) plus our
-//! own `HEXREPO_*`, all listed in [`env`].
+//! own `HEXREPO_*`, all listed in [`mod@env`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -189,135 +189,159 @@ fn env_var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// One value's layers: the flag, the environment variable and the config file's entry.
+fn pick<T>(
+    flag: Option<T>,
+    env_name: &'static str,
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+    file: (Option<T>, &Option<PathBuf>),
+    default: T,
+) -> anyhow::Result<Setting<T>> {
+    if let Some(value) = flag {
+        return Ok(Setting {
+            value,
+            origin: Origin::Flag,
+        });
+    }
+    if let Some(raw) = env_var(env_name) {
+        let value = parse(&raw)
+            .with_context(|| format!("invalid value {raw:?} in environment {env_name}"))?;
+        return Ok(Setting {
+            value,
+            origin: Origin::Env(env_name),
+        });
+    }
+    if let (Some(value), Some(path)) = file {
+        return Ok(Setting {
+            value,
+            origin: Origin::File(path.clone()),
+        });
+    }
+    Ok(Setting {
+        value: default,
+        origin: Origin::Default,
+    })
+}
+
+fn parsed<T: std::str::FromStr>(raw: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(raw.parse::<T>()?)
+}
+
+#[allow(clippy::unnecessary_wraps)] // same shape as `parsed`, to be passed to `pick`
+fn text(raw: &str) -> anyhow::Result<String> {
+    Ok(raw.to_owned())
+}
+
 impl Settings {
     /// Resolves the four layers. Fails on an unreadable config file or an invalid value, naming
     /// the layer it came from.
     pub fn resolve(flags: &Flags) -> anyhow::Result<Settings> {
         let (config_file, file) = load_file(flags)?;
-        let file_origin = || Origin::File(config_file.clone().unwrap_or_default());
-        macro_rules! layer {
-            ($field:ident, $env:expr, $default:expr, $parse:expr) => {{
-                let parse = $parse;
-                if let Some(v) = flags.$field.clone() {
-                    Setting {
-                        value: v,
-                        origin: Origin::Flag,
-                    }
-                } else if let Some(raw) = $env.and_then(env_var) {
-                    let env_name: &'static str = $env.unwrap_or_default();
-                    Setting {
-                        value: parse(&raw).with_context(|| {
-                            format!("invalid value {raw:?} in environment {env_name}")
-                        })?,
-                        origin: Origin::Env(env_name),
-                    }
-                } else if let Some(v) = file.$field.clone() {
-                    Setting {
-                        value: v,
-                        origin: file_origin(),
-                    }
-                } else {
-                    Setting {
-                        value: $default,
-                        origin: Origin::Default,
-                    }
-                }
-            }};
-        }
-        let text = |raw: &str| anyhow::Ok(raw.to_owned());
-        let path = |raw: &str| anyhow::Ok(PathBuf::from(raw));
-        let number = |raw: &str| raw.parse::<u64>().map_err(anyhow::Error::from);
-        let port = layer!(port, Some(env::PORT), 8000, |raw: &str| raw
-            .parse::<u16>()
-            .map_err(anyhow::Error::from));
-        let bind = layer!(
-            bind,
-            Some(env::BIND),
-            IpAddr::from([0, 0, 0, 0]),
-            |raw: &str| raw.parse::<IpAddr>().map_err(anyhow::Error::from)
-        );
-        let public_dir = layer!(
-            public_dir,
-            Some(env::PUBLIC_DIR),
-            PathBuf::from("hexrepo-data/public"),
-            path
-        );
-        let private_key = layer!(
-            private_key,
-            Some(env::PRIVATE_KEY),
-            PathBuf::from("hexrepo-data/private_key.pem"),
-            path
-        );
-        let name = layer!(name, Some(env::NAME), "hexrepo".to_owned(), text);
-        let auth_username = optional(layer!(
-            auth_username,
-            Some(env::AUTH_USERNAME),
-            String::new(),
-            text
-        ));
-        let auth_password = optional(layer!(
-            auth_password,
-            Some(env::AUTH_PASSWORD),
-            String::new(),
-            text
-        ));
-        let read_auth_raw = layer!(read_auth, Some(env::READ_AUTH), "auto".to_owned(), text);
-        let log_format_raw = layer!(log_format, Some(env::LOG_FORMAT), "text".to_owned(), text);
-        let cache_mib = layer!(cache_mib, Some(env::CACHE_MIB), 16, number);
-        let public_url = optional(layer!(
-            public_url,
-            Some(env::PUBLIC_URL),
-            String::new(),
-            text
-        ));
+        let f = &config_file;
+        let flags = flags.clone();
+        let settings = Settings {
+            port: pick(flags.port, env::PORT, parsed, (file.port, f), 8000)?,
+            bind: pick(
+                flags.bind,
+                env::BIND,
+                parsed,
+                (file.bind, f),
+                IpAddr::from([0, 0, 0, 0]),
+            )?,
+            public_dir: pick(
+                flags.public_dir,
+                env::PUBLIC_DIR,
+                parsed,
+                (file.public_dir, f),
+                "hexrepo-data/public".into(),
+            )?,
+            private_key: pick(
+                flags.private_key,
+                env::PRIVATE_KEY,
+                parsed,
+                (file.private_key, f),
+                "hexrepo-data/private_key.pem".into(),
+            )?,
+            name: pick(
+                flags.name,
+                env::NAME,
+                text,
+                (file.name, f),
+                "hexrepo".into(),
+            )?,
+            auth_username: optional(pick(
+                flags.auth_username,
+                env::AUTH_USERNAME,
+                text,
+                (file.auth_username, f),
+                String::new(),
+            )?),
+            auth_password: optional(pick(
+                flags.auth_password,
+                env::AUTH_PASSWORD,
+                text,
+                (file.auth_password, f),
+                String::new(),
+            )?),
+            read_auth: choice(
+                pick(
+                    flags.read_auth,
+                    env::READ_AUTH,
+                    text,
+                    (file.read_auth, f),
+                    "auto".into(),
+                )?,
+                &[
+                    ("auto", ReadAuth::Auto),
+                    ("required", ReadAuth::Required),
+                    ("public", ReadAuth::Public),
+                ],
+            )?,
+            log_format: choice(
+                pick(
+                    flags.log_format,
+                    env::LOG_FORMAT,
+                    text,
+                    (file.log_format, f),
+                    "text".into(),
+                )?,
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?,
+            cache_mib: pick(
+                flags.cache_mib,
+                env::CACHE_MIB,
+                parsed,
+                (file.cache_mib, f),
+                16,
+            )?,
+            public_url: optional(pick(
+                flags.public_url,
+                env::PUBLIC_URL,
+                text,
+                (file.public_url, f),
+                String::new(),
+            )?),
+            config_file,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
 
-        if auth_username.value.is_some() != auth_password.value.is_some() {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.auth_username.value.is_some() != self.auth_password.value.is_some() {
             bail!(
                 "basic auth needs both AUTH_USERNAME and AUTH_PASSWORD (or --auth-username and --auth-password)"
             );
         }
-        let read_auth = Setting {
-            value: match read_auth_raw.value.as_str() {
-                "auto" => ReadAuth::Auto,
-                "required" => ReadAuth::Required,
-                "public" => ReadAuth::Public,
-                other => bail!(
-                    "invalid read_auth {other:?} (from {}): use auto, required or public",
-                    read_auth_raw.origin
-                ),
-            },
-            origin: read_auth_raw.origin,
-        };
-        let log_format = Setting {
-            value: match log_format_raw.value.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => bail!(
-                    "invalid log_format {other:?} (from {}): use text or json",
-                    log_format_raw.origin
-                ),
-            },
-            origin: log_format_raw.origin,
-        };
-        if read_auth.value == ReadAuth::Public && auth_username.value.is_some() {
+        if self.read_auth.value == ReadAuth::Public && self.auth_username.value.is_some() {
             bail!(
                 "read_auth is public but basic-auth credentials are configured: remove one of them"
             );
         }
-        Ok(Settings {
-            config_file,
-            port,
-            bind,
-            public_dir,
-            private_key,
-            name,
-            auth_username,
-            auth_password,
-            read_auth,
-            log_format,
-            cache_mib,
-            public_url,
-        })
+        Ok(())
     }
 
     /// `key = value  # origin` lines with secrets redacted, for `hexrepo config show`.
@@ -349,6 +373,23 @@ impl Settings {
             line("public_url", &self.public_url),
         ]
     }
+}
+
+/// Maps a word setting onto its value, naming the allowed words and the layer on error.
+fn choice<T: Copy>(setting: Setting<String>, words: &[(&str, T)]) -> anyhow::Result<Setting<T>> {
+    if let Some((_, value)) = words.iter().find(|(word, _)| *word == setting.value) {
+        return Ok(Setting {
+            value: *value,
+            origin: setting.origin,
+        });
+    }
+    let allowed: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+    bail!(
+        "invalid value {:?} (from {}): use one of {}",
+        setting.value,
+        setting.origin,
+        allowed.join(", ")
+    )
 }
 
 /// An empty-string default becomes `None`.

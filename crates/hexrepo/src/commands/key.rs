@@ -21,7 +21,7 @@ pub struct Args {
 enum Action {
     /// Create a key and print its secret (shown only this once).
     Create {
-        /// A name for the key [default: key-<unix time>].
+        /// A name for the key [default: key-UNIXTIME].
         name: Option<String>,
         /// Only read the repository (what mix and rebar3 need to fetch packages).
         #[arg(long)]

@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             (None, None) => None,
         };
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_mins(1))
             .user_agent(concat!("hexrepo/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("starting the HTTP client")?;
