@@ -78,6 +78,8 @@ pub struct Authenticator {
 struct LoadedKeys {
     stamp: Option<(u64, i64, u64)>,
     keys: Arc<Vec<KeyRecord>>,
+    /// The key file exists but cannot be read: fail closed until it is fixed.
+    broken: bool,
 }
 
 impl Authenticator {
@@ -101,11 +103,10 @@ impl Authenticator {
             ReadAuth::Required => true,
             ReadAuth::Public => false,
             ReadAuth::Auto => {
+                let (keys, broken) = self.current_keys();
                 self.basic.is_some()
-                    || self
-                        .current_keys()
-                        .iter()
-                        .any(|k| k.allows(Permission::Repository))
+                    || broken
+                    || keys.iter().any(|k| k.allows(Permission::Repository))
             }
         }
     }
@@ -132,17 +133,18 @@ impl Authenticator {
         let Ok(secret) = std::str::from_utf8(secret.trim_ascii()) else {
             return Access::Denied;
         };
-        let keys = self.current_keys();
+        let (keys, _) = self.current_keys();
         match authenticate(&keys, secret) {
             Some(key) if key.allows(needed) => Access::Allowed(Some(key.name.clone())),
             _ => Access::Denied,
         }
     }
 
-    /// The key store's records, re-read when its file changes.
-    fn current_keys(&self) -> Arc<Vec<KeyRecord>> {
+    /// The key store's records, re-read when its file changes, and whether the file is
+    /// unreadable (then no key is accepted and reads require credentials: fail closed).
+    fn current_keys(&self) -> (Arc<Vec<KeyRecord>>, bool) {
         let Some(store) = &self.keys else {
-            return Arc::default();
+            return (Arc::default(), false);
         };
         let path: PathBuf = store.path();
         let stamp = std::fs::metadata(&path).ok().map(|m| {
@@ -151,16 +153,22 @@ impl Authenticator {
         });
         let mut loaded = self.loaded.lock().expect("key cache lock");
         if loaded.stamp != stamp || stamp.is_none() && !loaded.keys.is_empty() {
+            loaded.stamp = stamp;
             match store.load() {
                 Ok(keys) => {
                     loaded.keys = Arc::new(keys);
-                    loaded.stamp = stamp;
+                    loaded.broken = false;
                 }
-                // Keep serving with the last good keys; a broken file is the operator's to fix.
-                Err(e) => tracing::error!("cannot read repository keys: {e}"),
+                Err(e) => {
+                    tracing::error!(
+                        "cannot read repository keys, refusing every key until fixed: {e}"
+                    );
+                    loaded.keys = Arc::default();
+                    loaded.broken = true;
+                }
             }
         }
-        loaded.keys.clone()
+        (loaded.keys.clone(), loaded.broken)
     }
 }
 

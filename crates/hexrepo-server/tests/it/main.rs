@@ -1,0 +1,5 @@
+//! Integration tests of the repository endpoint through the router itself (no sockets).
+
+mod access;
+mod files;
+mod support;
