@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use crate::cache::{BuildCache, FileStamp};
 use crate::error::{InvalidTarball, RegistryError, io_err};
 use crate::files::{Batch, RepoLock, sync_dir};
+use crate::index::retired_indexes;
 use crate::layout::{Layout, parse_tarball_file_name};
 use crate::release::{ReleaseInfo, analyse_tarball};
 
@@ -414,13 +415,7 @@ fn package_output(
         repository: opts.repository.to_owned(),
         advisories: previous.map(|p| p.advisories).unwrap_or_default(),
     };
-    let retired = package
-        .releases
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.retired.is_some())
-        .map(|(i, _)| i32::try_from(i).expect("fewer than 2^31 releases"))
-        .collect();
+    let retired = retired_indexes(&package);
     let output = compare_and_sign(
         existing.as_deref(),
         package.encode_to_vec(),

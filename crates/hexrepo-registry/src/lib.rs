@@ -9,6 +9,7 @@ pub mod build;
 pub mod cache;
 pub mod error;
 pub mod files;
+pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod release;

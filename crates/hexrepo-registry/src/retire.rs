@@ -12,6 +12,7 @@ use prost::Message as _;
 use crate::build::{Action, Change, read_optional};
 use crate::error::RegistryError;
 use crate::files::{Batch, RepoLock};
+use crate::index::update_versions;
 use crate::layout::Layout;
 
 /// Why a release was retired: the five reasons Hex knows.
@@ -113,13 +114,6 @@ pub fn set_retirement(
         return Ok(Vec::new());
     }
     release.retired = status;
-    let retired: Vec<i32> = decoded
-        .releases
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.retired.is_some())
-        .map(|(i, _)| i32::try_from(i).expect("fewer than 2^31 releases"))
-        .collect();
 
     let versions_path = layout.versions();
     let versions_bytes =
@@ -130,9 +124,7 @@ pub fn set_retirement(
             source,
         }
     })?;
-    if let Some(entry) = versions.packages.iter_mut().find(|p| p.name == package) {
-        entry.retired = retired;
-    }
+    update_versions(&mut versions, &decoded);
 
     let mut batch = Batch::default();
     batch.stage(&package_path, &encode_signed(decoded.encode_to_vec(), key))?;

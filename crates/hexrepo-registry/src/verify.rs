@@ -13,6 +13,7 @@ use hexfmt::tarball::read_tarball;
 use rayon::prelude::*;
 
 use crate::build::{is_valid_package_name, read_optional};
+use crate::index::retired_indexes;
 use crate::layout::{Layout, parse_tarball_file_name};
 
 /// Where repository resources come from: a folder, or a server (implemented by the binary).
@@ -222,13 +223,7 @@ fn check_package(
             "{path}: releases {in_package:?} differ from versions' {versions:?}"
         ));
     }
-    let retired_in_package: Vec<i32> = package
-        .releases
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.retired.is_some())
-        .filter_map(|(i, _)| i32::try_from(i).ok())
-        .collect();
+    let retired_in_package = retired_indexes(&package);
     if retired_in_package != retired {
         check.problems.push(format!(
             "versions: retired indexes of {name:?} are {retired:?}, but {path} retires {retired_in_package:?}"

@@ -98,6 +98,17 @@ impl Rebar3Project {
     /// Writes `rebar.config` (deps as `{NAME, "REQUIREMENT"}`, `{repos, replace, [acme]}`) and a
     /// minimal `src/it_app.app.src`.
     pub fn new(repo_url: &str, public_key_pem: &str, deps: &[(&str, &str)]) -> Rebar3Project {
+        Rebar3Project::with_repo_key(repo_url, public_key_pem, deps, None)
+    }
+
+    /// Like [`Rebar3Project::new`], with `repo_key => <<"KEY">>` in the repository's map when
+    /// `repo_key` is given (rebar3 then sends `Authorization: KEY`, HEX-PROTOCOL.md §1.7).
+    pub fn with_repo_key(
+        repo_url: &str,
+        public_key_pem: &str,
+        deps: &[(&str, &str)],
+        repo_key: Option<&str>,
+    ) -> Rebar3Project {
         let root = temp_dir();
         let project = root.path().join("project");
         fs::create_dir_all(project.join("src")).expect("mkdir project/src");
@@ -109,9 +120,13 @@ impl Rebar3Project {
             "{{deps, [{deps}]}}.\n\
              {{hex, [{{repos, replace, [#{{name => <<\"acme\">>,\n\
              \x20   repo_url => <<\"{repo_url}\">>,\n\
-             \x20   repo_public_key => <<\"{key}\">>}}]}}]}}.\n",
+             \x20   repo_public_key => <<\"{key}\">>{repo_key}}}]}}]}}.\n",
             deps = deps.join(", "),
             key = erlang_string_escape(public_key_pem),
+            repo_key = repo_key.map_or_else(String::new, |k| format!(
+                ",\n    repo_key => <<\"{}\">>",
+                erlang_string_escape(k)
+            )),
         );
         fs::write(project.join("rebar.config"), config).expect("write rebar.config");
         fs::write(

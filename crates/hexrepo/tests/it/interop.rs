@@ -78,14 +78,27 @@ pub fn assert_hex_core_unpacks_tarballs(public: &Path) -> usize {
 /// `pkg_hash` = the inner checksum `hex_core` computes. Returns the lock.
 pub fn assert_rebar3_fetches(public: &Path, deps: &[(&str, &str)]) -> Lock {
     let server = StaticServer::start(public);
+    assert_rebar3_fetches_from(&server.url(), public, deps, || {
+        format!("--- nginx access log ---\n{}", server.access_log())
+    })
+}
+
+/// The checks of [`assert_rebar3_fetches`] against a repository already served at `url` from
+/// `public`, by any server; `server_log` is appended to a failure message.
+pub fn assert_rebar3_fetches_from(
+    url: &str,
+    public: &Path,
+    deps: &[(&str, &str)],
+    server_log: impl Fn() -> String,
+) -> Lock {
     let key = read_text(&public.join("public_key"));
-    let project = Rebar3Project::new(&server.url(), &key, deps);
+    let project = Rebar3Project::new(url, &key, deps);
     let (cmd, output) = project.get_deps();
     assert!(
         output.status.success(),
-        "rebar3 get-deps failed: {}--- nginx access log ---\n{}",
+        "rebar3 get-deps failed: {}{}",
         describe(&cmd, &output),
-        server.access_log()
+        server_log()
     );
     let lock = project.lock();
     assert!(!lock.versions.is_empty(), "empty rebar.lock");

@@ -5,4 +5,6 @@
 mod clients;
 mod hexrepo_build;
 mod interop;
+mod serve;
+mod serve_support;
 mod support;
