@@ -102,7 +102,10 @@ fn temp_path(target: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    // Unique per process and per call, so concurrent batches never share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// An exclusive lock on a repository folder, held until dropped, so two builds, or a build and

@@ -55,6 +55,13 @@ impl Layout {
         self.tarballs_dir().join(format!("{name}-{version}.tar"))
     }
 
+    /// `/docs/NAME-VERSION.tar.gz`.
+    pub fn docs(&self, name: &str, version: &str) -> PathBuf {
+        self.root
+            .join("docs")
+            .join(format!("{name}-{version}.tar.gz"))
+    }
+
     /// `.hexrepo/`: our own state (build cache, lock). Never served: a dot-folder.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(".hexrepo")

@@ -12,6 +12,7 @@ pub mod files;
 pub mod index;
 pub mod keys;
 pub mod layout;
+pub mod publish;
 pub mod release;
 pub mod retire;
 pub mod verify;

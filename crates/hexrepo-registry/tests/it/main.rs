@@ -2,6 +2,7 @@
 
 mod build;
 mod hexpm_interop;
+mod publish;
 mod support;
 mod verify;
 mod version_interop;
