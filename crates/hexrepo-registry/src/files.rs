@@ -98,12 +98,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
 }
 
 fn temp_path(target: &Path) -> PathBuf {
+    // Unique per process and per call, so concurrent batches never share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Unique per process and per call, so concurrent batches never share a temporary file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }

@@ -73,7 +73,7 @@ mod tests {
     fn release(version: &str, retired: bool) -> Release {
         Release {
             version: version.into(),
-            retired: retired.then(|| RetirementStatus {
+            retired: retired.then_some(RetirementStatus {
                 reason: 0,
                 message: None,
             }),

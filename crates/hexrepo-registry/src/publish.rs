@@ -190,7 +190,7 @@ impl Publisher<'_> {
         if !is_hex_package_name(&name) {
             return Err(PublishError::InvalidName(name));
         }
-        if self.reserved.iter().any(|r| *r == name) {
+        if self.reserved.contains(&name) {
             return Err(PublishError::ReservedName(name));
         }
         let version = Version::parse(&metadata.version)?;

@@ -65,10 +65,10 @@ fn publishes_new_packages_and_releases() {
     let (_dir, layout) = empty_repo();
     let key = key();
     let publisher = publisher(&layout, &key, &[]);
-    let published = publisher
+    let first = publisher
         .publish(&tarball("foo", "1.0.0", &[], "a"), Some("foo"), false)
         .unwrap();
-    assert!(published.created);
+    assert!(first.created);
     publisher
         .publish(&tarball("foo", "0.9.0", &[], "b"), None, false)
         .unwrap();

@@ -128,11 +128,7 @@ fn rebar3_fetches_through_hexrepo_serve() {
     let tmp = built_fixture();
     let public = tmp.path().join("public");
     let server = serve_fixture(&tmp, &[]);
-    assert!(
-        server.stdout().contains("reads: open to anyone"),
-        "{}",
-        server.stdout()
-    );
+    server.wait_for_stdout("reads: open to anyone");
     let lock = assert_rebar3_fetches_from(&server.url(), &public, FIXTURE_DEPS, || {
         format!("--- hexrepo serve log ---\n{}", server.log())
     });
@@ -195,8 +191,9 @@ fn rebar3_with_a_repository_key() {
     let open = get(&server, "/names", &[]);
     assert_eq!(open.status, 200, "no key yet: reads are open");
 
-    let mut create = hexrepo_in(tmp.path(), &["key", "create", "ci", "--read-only"]);
-    create.arg("--public-dir").arg(&public);
+    // The shared settings flags go before the action (`key create --public-dir` is rejected).
+    let mut create = hexrepo_in(tmp.path(), &["key", "--public-dir"]);
+    create.arg(&public).args(["create", "ci", "--read-only"]);
     let secret = stdout_text(&run(&mut create)).trim().to_owned();
     assert!(
         secret.len() >= 32 && secret.chars().all(|c| c.is_ascii_alphanumeric()),
@@ -220,8 +217,8 @@ fn rebar3_with_a_repository_key() {
         "the key store must never be served"
     );
 
-    let mut revoke = hexrepo_in(tmp.path(), &["key", "revoke", "ci"]);
-    revoke.arg("--public-dir").arg(&public);
+    let mut revoke = hexrepo_in(tmp.path(), &["key", "--public-dir"]);
+    revoke.arg(&public).args(["revoke", "ci"]);
     run(&mut revoke);
     let revoked = small_project(&server.url(), &public, Some(&secret));
     let log = assert_rebar3_refused(&revoked, &server, "with a revoked key");
@@ -342,9 +339,8 @@ struct ReadStats {
 fn read_registry_until(port: u16, stop: &AtomicBool, spki: &[u8]) -> ReadStats {
     let mut stats = ReadStats::default();
     while !stop.load(Ordering::Relaxed) {
-        let names = match fetch_signed(port, "/names", &mut stats) {
-            Some(payload) => payload,
-            None => continue,
+        let Some((_, names)) = fetch_signed(port, "/names", &mut stats) else {
+            continue;
         };
         let names = match Names::decode(names.as_slice()) {
             Ok(names) => names,
@@ -360,14 +356,14 @@ fn read_registry_until(port: u16, stop: &AtomicBool, spki: &[u8]) -> ReadStats {
         } else {
             stats.rounds_without_toggled += 1;
         }
-        if let Some(payload) = fetch_signed(port, "/versions", &mut stats) {
-            check_with_hexpm("/versions", &payload, spki, &mut stats);
+        if let Some((raw, _)) = fetch_signed(port, "/versions", &mut stats) {
+            check_with_hexpm("/versions", &raw, spki, &mut stats);
         }
         for package in &names.packages {
             let path = format!("/packages/{}", package.name);
-            if let Some(payload) = fetch_signed(port, &path, &mut stats) {
+            if let Some((raw, _)) = fetch_signed(port, &path, &mut stats) {
                 if stats.fetches % 4 == 0 {
-                    check_with_hexpm(&path, &payload, spki, &mut stats);
+                    check_with_hexpm(&path, &raw, spki, &mut stats);
                 }
             }
         }
@@ -377,8 +373,8 @@ fn read_registry_until(port: u16, stop: &AtomicBool, spki: &[u8]) -> ReadStats {
 
 /// GETs a registry file: it must be a 200 whose body is a complete gzip stream of a `Signed`
 /// message with a signature (or a 404 for the toggled package). Returns the decompressed
-/// `Signed` message, or records the failure.
-fn fetch_signed(port: u16, path: &str, stats: &mut ReadStats) -> Option<Vec<u8>> {
+/// `Signed` message and its payload, or records the failure.
+fn fetch_signed(port: u16, path: &str, stats: &mut ReadStats) -> Option<(Vec<u8>, Vec<u8>)> {
     stats.fetches += 1;
     let result = http_get(port, path, &[])
         .map_err(|e| e.to_string())
@@ -388,7 +384,7 @@ fn fetch_signed(port: u16, path: &str, stats: &mut ReadStats) -> Option<Vec<u8>>
                 let signed =
                     Signed::decode(raw.as_slice()).map_err(|e| format!("not Signed: {e}"))?;
                 match signed.signature {
-                    Some(signature) if !signature.is_empty() => Ok(Some(raw)),
+                    Some(signature) if !signature.is_empty() => Ok(Some((raw, signed.payload))),
                     _ => Err("Signed message without a signature".to_owned()),
                 }
             }
@@ -455,6 +451,7 @@ fn serving_while_build_rewrites_the_folder() {
     thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     let stats = reader.join().expect("reader thread");
+    eprintln!("STATS {stats:?}");
 
     assert!(
         stats.failures.is_empty(),
