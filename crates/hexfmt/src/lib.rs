@@ -11,6 +11,8 @@
 //! them at different layers: a tarball error is a user's bad upload, a key error is config.
 
 pub mod checksum;
+pub mod docs;
+pub mod etf;
 pub mod keys;
 pub mod metadata;
 pub mod proto;

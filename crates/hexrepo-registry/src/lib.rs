@@ -5,6 +5,7 @@
 //!
 //! It works on a repository folder on local disk; formats come from `hexfmt`.
 
+pub mod audit;
 pub mod build;
 pub mod cache;
 pub mod error;

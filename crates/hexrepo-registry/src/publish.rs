@@ -228,11 +228,13 @@ impl Publisher<'_> {
             .iter()
             .position(|r| r.version == info.version);
         let created = match existing {
+            // An identical retry of a publish that did not finish: complete it.
             Some(i)
                 if package.releases[i].outer_checksum.as_deref()
-                    == Some(info.outer_checksum.as_bytes()) =>
+                    == Some(info.outer_checksum.as_bytes())
+                    && !self.is_complete(&name, &info.version, tarball)? =>
             {
-                false // An identical retry: rewrite everything below, idempotently.
+                false
             }
             Some(_) if !replace => {
                 return Err(PublishError::AlreadyPublished {
@@ -311,6 +313,33 @@ impl Publisher<'_> {
             }
         }
         sync_dir(&self.layout.tarballs_dir())
+    }
+
+    /// Whether a release is fully in place: its tarball holds these bytes and `versions`
+    /// lists it (`names` is written with `versions`, in the same batch).
+    fn is_complete(
+        &self,
+        name: &str,
+        version: &str,
+        tarball: &[u8],
+    ) -> Result<bool, RegistryError> {
+        if read_optional(&self.layout.tarball(name, version))?.as_deref() != Some(tarball) {
+            return Ok(false);
+        }
+        let Some(bytes) = read_optional(&self.layout.versions())? else {
+            return Ok(false);
+        };
+        let versions =
+            read_versions(&bytes, &self.key.public_key(), self.repository).map_err(|source| {
+                RegistryError::RegistryFile {
+                    path: self.layout.versions(),
+                    source,
+                }
+            })?;
+        Ok(versions
+            .packages
+            .iter()
+            .any(|p| p.name == name && p.versions.iter().any(|v| v == version)))
     }
 
     /// Stages `packages/NAME` (unless the package is now empty), `versions` and `names`.

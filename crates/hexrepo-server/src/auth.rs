@@ -65,6 +65,19 @@ pub enum Access {
     Denied,
 }
 
+/// Who sent a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// No credentials.
+    Anonymous,
+    /// The basic-auth credentials of the configuration: the operator.
+    Operator,
+    /// An active key.
+    Key(KeyRecord),
+    /// Credentials that match nothing (wrong password, unknown or revoked key).
+    Invalid,
+}
+
 /// Checks requests against the configured credentials and the repository's key store.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -111,32 +124,36 @@ impl Authenticator {
         }
     }
 
-    /// Checks a request that needs `needed`; `required` says whether anonymous access is refused.
-    pub fn check(&self, headers: &HeaderMap, needed: Permission, required: bool) -> Access {
+    /// Who is asking: nobody, the basic-auth operator, a key, or someone with bad credentials.
+    pub fn identify(&self, headers: &HeaderMap) -> Identity {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return if required {
-                Access::Missing
-            } else {
-                Access::Allowed(None)
-            };
+            return Identity::Anonymous;
         };
         let value = value.as_bytes();
         if let Some(encoded) = strip_prefix_ignore_case(value, b"basic ") {
             let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii());
             return match (&self.basic, decoded) {
-                (Some(basic), Ok(pair)) if basic.matches(&pair) => Access::Allowed(None),
-                _ => Access::Denied,
+                (Some(basic), Ok(pair)) if basic.matches(&pair) => Identity::Operator,
+                _ => Identity::Invalid,
             };
         }
         // Bare key (mix, rebar3), tolerating a `Bearer ` prefix some tools add.
         let secret = strip_prefix_ignore_case(value, b"bearer ").unwrap_or(value);
         let Ok(secret) = std::str::from_utf8(secret.trim_ascii()) else {
-            return Access::Denied;
+            return Identity::Invalid;
         };
         let (keys, _) = self.current_keys();
-        match authenticate(&keys, secret) {
-            Some(key) if key.allows(needed) => Access::Allowed(Some(key.name.clone())),
-            _ => Access::Denied,
+        authenticate(&keys, secret).map_or(Identity::Invalid, |key| Identity::Key(key.clone()))
+    }
+
+    /// Checks a request that needs `needed`; `required` says whether anonymous access is refused.
+    /// The basic-auth operator may do everything.
+    pub fn check(&self, headers: &HeaderMap, needed: Permission, required: bool) -> Access {
+        match self.identify(headers) {
+            Identity::Anonymous if required => Access::Missing,
+            Identity::Anonymous | Identity::Operator => Access::Allowed(None),
+            Identity::Key(key) if key.allows(needed) => Access::Allowed(Some(key.name)),
+            Identity::Key(_) | Identity::Invalid => Access::Denied,
         }
     }
 

@@ -6,6 +6,7 @@
 //! Handlers map requests to typed resources ([`resource`]) and hand them to the file cache
 //! ([`files`]); nothing here knows how a registry is built.
 
+pub mod api;
 pub mod auth;
 pub mod files;
 pub mod observe;

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hexrepo_registry::keys::Permission;
 
+use crate::api::ApiConfig;
 use crate::auth::{Access, Authenticator};
 use crate::files::FileCache;
 use crate::observe::{Metrics, record};
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub auth: Authenticator,
     /// Bytes of tarballs and docs kept in memory.
     pub cache_bytes: u64,
+    /// The Hex API, when this server holds the signing key.
+    pub api: Option<ApiConfig>,
 }
 
 /// Shared server state.
@@ -38,6 +41,7 @@ struct Inner {
     files: FileCache,
     auth: Authenticator,
     metrics: Metrics,
+    api: Option<ApiConfig>,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
             files: FileCache::new(config.public_dir, config.cache_bytes),
             auth: config.auth,
             metrics: Metrics::default(),
+            api: config.api,
         }))
     }
 
@@ -58,6 +63,11 @@ impl AppState {
     /// The authenticator.
     pub fn auth(&self) -> &Authenticator {
         &self.0.auth
+    }
+
+    /// The API configuration, when the API is on.
+    pub fn api(&self) -> Option<&ApiConfig> {
+        self.0.api.as_ref()
     }
 }
 
@@ -99,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(repository)
+        .merge(crate::api::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), record))

@@ -182,14 +182,17 @@ fn refuses_what_hex_pm_refuses() {
 }
 
 #[test]
-fn republishing_needs_replace_and_identical_retries_succeed() {
+fn republishing_needs_replace() {
     let (_dir, layout) = empty_repo();
     let key = key();
     let publisher = publisher(&layout, &key, &[]);
     let first = tarball("foo", "1.0.0", &[], "first");
     publisher.publish(&first, None, false).unwrap();
-    let retry = publisher.publish(&first, None, false).unwrap();
-    assert!(!retry.created, "an identical retry is not a new release");
+    let err = publisher.publish(&first, None, false).unwrap_err();
+    assert!(
+        matches!(err, PublishError::AlreadyPublished { .. }),
+        "a complete release is not re-published: {err}"
+    );
 
     let second = tarball("foo", "1.0.0", &[], "second");
     let err = publisher.publish(&second, None, false).unwrap_err();
@@ -236,7 +239,8 @@ fn a_retry_completes_an_interrupted_publish() {
     // As if the process died after renaming packages/bar but before versions and names.
     fs::write(layout.versions(), old_versions).unwrap();
     fs::write(layout.names(), old_names).unwrap();
-    publisher.publish(&bar, None, false).unwrap();
+    let retry = publisher.publish(&bar, None, false).unwrap();
+    assert!(!retry.created, "the retry completed the first attempt");
     let versions = read_versions(
         &fs::read(layout.versions()).unwrap(),
         &key.public_key(),

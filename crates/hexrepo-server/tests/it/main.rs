@@ -1,5 +1,6 @@
 //! Integration tests of the repository endpoint through the router itself (no sockets).
 
 mod access;
+mod api;
 mod files;
 mod support;

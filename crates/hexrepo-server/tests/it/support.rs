@@ -35,6 +35,25 @@ impl Repo {
         uri: &str,
         headers: &[(&str, &str)],
     ) -> (Response<Body>, Vec<u8>) {
+        self.send(method, uri, headers, Vec::new()).await
+    }
+
+    pub async fn post(
+        &self,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (Response<Body>, Vec<u8>) {
+        self.send("POST", uri, headers, body).await
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (Response<Body>, Vec<u8>) {
         let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -42,7 +61,7 @@ impl Repo {
         let response = self
             .app
             .clone()
-            .oneshot(request.body(Body::empty()).unwrap())
+            .oneshot(request.body(Body::from(body)).unwrap())
             .await
             .unwrap();
         let (parts, body) = response.into_parts();
@@ -85,6 +104,7 @@ pub fn repo(mode: ReadAuth, basic: Option<(&str, &str)>) -> Repo {
         public_dir: root.to_owned(),
         auth,
         cache_bytes: 1 << 20,
+        api: None,
     }));
     Repo { dir, app }
 }

@@ -13,8 +13,6 @@ use crate::settings::{Flags, Settings};
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    #[command(flatten)]
-    flags: Flags,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -22,26 +20,41 @@ enum Action {
     /// Create a key and print its secret (shown only this once).
     Create {
         /// A name for the key [default: key-UNIXTIME].
-        name: Option<String>,
+        #[arg(value_name = "NAME")]
+        key_name: Option<String>,
         /// Only read the repository (what mix and rebar3 need to fetch packages).
         #[arg(long)]
         read_only: bool,
+        #[command(flatten)]
+        flags: Flags,
     },
     /// List keys (never their secrets).
-    List,
+    List {
+        #[command(flatten)]
+        flags: Flags,
+    },
     /// Revoke a key by name.
     Revoke {
         /// The key's name.
-        name: String,
+        #[arg(value_name = "NAME")]
+        key_name: String,
+        #[command(flatten)]
+        flags: Flags,
     },
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::resolve(&args.flags)?;
+    let (Action::Create { flags, .. } | Action::List { flags } | Action::Revoke { flags, .. }) =
+        &args.action;
+    let settings = Settings::resolve(flags)?;
     let store = KeyStore::new(&Layout::new(&settings.public_dir.value));
     match &args.action {
-        Action::Create { name, read_only } => {
-            let name = name.clone().unwrap_or_else(|| {
+        Action::Create {
+            key_name,
+            read_only,
+            ..
+        } => {
+            let name = key_name.clone().unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
@@ -59,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
             println!("{secret}");
         }
-        Action::List => {
+        Action::List { .. } => {
             for key in store.load()? {
                 let state = key
                     .revoked_at
@@ -70,9 +83,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Action::Revoke { name } => {
-            store.revoke(name)?;
-            eprintln!("revoked key {name:?}");
+        Action::Revoke { key_name, .. } => {
+            store.revoke(key_name)?;
+            eprintln!("revoked key {key_name:?}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -90,3 +90,11 @@ fn write_private_key(path: &Path, key: &hexfmt::keys::PrivateKey) -> anyhow::Res
     file.write_all(pem.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

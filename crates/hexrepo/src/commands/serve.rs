@@ -10,6 +10,8 @@ use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::Layout;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
+use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
+use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
 use tokio::net::TcpListener;
@@ -48,11 +50,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .map(|(u, p)| BasicCredentials::new(u, p)),
         Some(KeyStore::new(&layout)),
     );
-    let state = AppState::new(ServerConfig {
-        public_dir: layout.root().to_owned(),
-        auth,
-        cache_bytes: settings.cache_mib.value * 1024 * 1024,
-    });
+    let url = settings.public_url.value.clone();
+    let api_key = std::fs::read(&settings.private_key.value)
+        .ok()
+        .map(|pem| PrivateKey::from_pem(&pem))
+        .transpose()
+        .with_context(|| {
+            format!(
+                "reading private key {}",
+                settings.private_key.value.display()
+            )
+        })?;
+    let make_state = |base_url: String| {
+        let api = api_key.map(|key| ApiConfig {
+            layout: layout.clone(),
+            repository: repository.clone(),
+            key,
+            reserved: DEFAULT_RESERVED_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            base_url,
+        });
+        AppState::new(ServerConfig {
+            public_dir: layout.root().to_owned(),
+            auth,
+            cache_bytes: settings.cache_mib.value * 1024 * 1024,
+            api,
+        })
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let local = listener
             .local_addr()
             .context("reading the listening address")?;
-        let url = settings.public_url.value.clone().unwrap_or_else(|| {
+        let url = url.unwrap_or_else(|| {
             let host = if local.ip().is_unspecified() {
                 "localhost".to_owned()
             } else {
@@ -74,6 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             format!("http://{host}:{}", local.port())
         });
+        let state = make_state(url.clone());
         print_banner(
             &repository,
             &url,
@@ -83,7 +110,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &settings,
         );
         tracing::info!(%local, "listening");
-        axum::serve(listener, router(state))
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;
@@ -161,6 +189,16 @@ fn print_banner(
         return;
     };
     let auth_flag = if protected { " --auth-key KEY" } else { "" };
+    if state.api().is_some() {
+        println!(
+            "api: {url}/api (publish with HEX_API_URL={url}/api HEX_API_KEY=KEY; create KEY with `hexrepo key create`)"
+        );
+    } else {
+        println!(
+            "api: off (no private key at {}; the repository is read-only)",
+            settings.private_key.value.display()
+        );
+    }
     println!("\nmix:");
     println!(
         "  mix hex.repo add {repository} {url} --fetch-public-key {}{auth_flag}",

@@ -153,6 +153,7 @@ fn rebar3_with_basic_auth_in_the_url() {
         &tmp,
         &["--auth-username", "team", "--auth-password", "s3cret"],
     );
+    server.wait_for_stdout("reads: basic auth or a repository key");
 
     let with_credentials =
         small_project(&server.url_with_userinfo("team", "s3cret"), &public, None);
@@ -191,9 +192,8 @@ fn rebar3_with_a_repository_key() {
     let open = get(&server, "/names", &[]);
     assert_eq!(open.status, 200, "no key yet: reads are open");
 
-    // The shared settings flags go before the action (`key create --public-dir` is rejected).
-    let mut create = hexrepo_in(tmp.path(), &["key", "--public-dir"]);
-    create.arg(&public).args(["create", "ci", "--read-only"]);
+    let mut create = hexrepo_in(tmp.path(), &["key", "create", "ci", "--read-only"]);
+    create.arg("--public-dir").arg(&public);
     let secret = stdout_text(&run(&mut create)).trim().to_owned();
     assert!(
         secret.len() >= 32 && secret.chars().all(|c| c.is_ascii_alphanumeric()),
@@ -217,8 +217,8 @@ fn rebar3_with_a_repository_key() {
         "the key store must never be served"
     );
 
-    let mut revoke = hexrepo_in(tmp.path(), &["key", "--public-dir"]);
-    revoke.arg(&public).args(["revoke", "ci"]);
+    let mut revoke = hexrepo_in(tmp.path(), &["key", "revoke", "ci"]);
+    revoke.arg("--public-dir").arg(&public);
     run(&mut revoke);
     let revoked = small_project(&server.url(), &public, Some(&secret));
     let log = assert_rebar3_refused(&revoked, &server, "with a revoked key");
@@ -361,10 +361,10 @@ fn read_registry_until(port: u16, stop: &AtomicBool, spki: &[u8]) -> ReadStats {
         }
         for package in &names.packages {
             let path = format!("/packages/{}", package.name);
-            if let Some((raw, _)) = fetch_signed(port, &path, &mut stats) {
-                if stats.fetches % 4 == 0 {
-                    check_with_hexpm(&path, &raw, spki, &mut stats);
-                }
+            if let Some((raw, _)) = fetch_signed(port, &path, &mut stats)
+                && stats.fetches % 4 == 0
+            {
+                check_with_hexpm(&path, &raw, spki, &mut stats);
             }
         }
     }
@@ -389,7 +389,7 @@ fn fetch_signed(port: u16, path: &str, stats: &mut ReadStats) -> Option<(Vec<u8>
                 }
             }
             404 if path == format!("/packages/{TOGGLED_PACKAGE}") => Ok(None),
-            status => Err(format!("status {status}")),
+            code => Err(format!("status {code}")),
         });
     match result {
         Ok(raw) => raw,
@@ -430,7 +430,6 @@ fn toggle_tarballs(public: &Path, aside: &Path, remove: bool) {
 #[test]
 fn serving_while_build_rewrites_the_folder() {
     require_programs(&["erl", "rebar3", "unzip", "openssl"]);
-    const BUILDS: usize = 30;
     let tmp = built_fixture();
     let public = tmp.path().join("public");
     let aside = tmp.path().join("aside");
@@ -443,7 +442,7 @@ fn serving_while_build_rewrites_the_folder() {
         let (stop, port) = (Arc::clone(&stop), server.port());
         thread::spawn(move || read_registry_until(port, &stop, &spki))
     };
-    for i in 0..BUILDS {
+    for i in 0..30 {
         toggle_tarballs(&public, &aside, i % 2 == 0);
         build(tmp.path(), &public);
     }
@@ -451,7 +450,6 @@ fn serving_while_build_rewrites_the_folder() {
     thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     let stats = reader.join().expect("reader thread");
-    eprintln!("STATS {stats:?}");
 
     assert!(
         stats.failures.is_empty(),
@@ -609,4 +607,27 @@ fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
 
     run(&mut keygen(tmp.path(), &["--force", "--bits", "4096"]));
     assert_private_key(&key, 4096);
+}
+
+/// README: with `read_auth = auto`, reads need credentials "as soon as ... a repository key
+/// exists". Revoking the only key (say, because it leaked) currently makes the repository
+/// readable by anyone again, which is the opposite of what the operator wants.
+#[test]
+#[ignore = "hexrepo serve re-opens anonymous reads when the last key is revoked (reported)"]
+fn revoking_the_last_key_keeps_the_repository_closed() {
+    let tmp = built_fixture();
+    let public = tmp.path().join("public");
+    let server = serve_fixture(&tmp, &[]);
+    let mut create = hexrepo_in(tmp.path(), &["key", "create", "ci", "--read-only"]);
+    create.arg("--public-dir").arg(&public);
+    run(&mut create);
+    assert_eq!(get(&server, "/names", &[]).status, 401, "a key exists");
+    let mut revoke = hexrepo_in(tmp.path(), &["key", "revoke", "ci"]);
+    revoke.arg("--public-dir").arg(&public);
+    run(&mut revoke);
+    assert_eq!(
+        get(&server, "/names", &[]).status,
+        401,
+        "anonymous read after revoking the only key"
+    );
 }

@@ -2,6 +2,7 @@
 //! running server (port parsed from its banner, stderr access log kept in a file, stopped with
 //! SIGTERM and required to exit 0), a tiny HTTP/1.1 client, and the `Signed` envelope.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -120,19 +121,17 @@ impl HexrepoServer {
             stderr_path,
             _logs: logs,
         };
-        match receive.recv_timeout(START_TIMEOUT) {
-            Ok(port) => server.port = port,
-            Err(_) => {
-                let status = server.kill();
-                panic!(
-                    "{cmd:?} printed no `hexrepo serving ... at http://HOST:PORT` line within \
-                     {START_TIMEOUT:?} (exit: {status:?})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    server.stdout(),
-                    server.log()
-                );
-            }
+        if let Ok(port) = receive.recv_timeout(START_TIMEOUT) {
+            server.port = port;
+            return server;
         }
-        server
+        let status = server.kill();
+        panic!(
+            "{cmd:?} printed no `hexrepo serving ... at http://HOST:PORT` line within \
+             {START_TIMEOUT:?} (exit: {status:?})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            server.stdout(),
+            server.log()
+        );
     }
 
     /// The listening port.
@@ -266,7 +265,7 @@ pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Res
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(request, "{name}: {value}\r\n");
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
@@ -372,4 +371,27 @@ pub fn spki_pem(pkcs1_pem: &Path) -> Vec<u8> {
         describe(&cmd, &output)
     );
     output.stdout
+}
+
+#[test]
+fn response_and_gzip_checks_reject_truncation() {
+    assert_eq!(
+        banner_port("hexrepo serving repository \"a\" from /x y at http://127.0.0.1:4321"),
+        Some(4321)
+    );
+    assert_eq!(banner_port("reads: open to anyone"), None);
+    let ok = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nETag: \"e\"\r\n\r\nabc")
+        .expect("complete response");
+    assert_eq!((ok.status, ok.header("etag")), (200, Some("\"e\"")));
+    assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabc").is_err());
+    assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Le").is_err());
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&[7; 1000]).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    assert_eq!(gunzip_complete(&gz).expect("complete gzip"), [7; 1000]);
+    assert!(
+        gunzip_complete(&gz[..gz.len() - 4]).is_err(),
+        "missing trailer"
+    );
 }

@@ -1,0 +1,156 @@
+//! The Hex HTTP API (HEX-PROTOCOL.md §6), enough for `mix hex.publish`, `mix hex.retire`,
+//! `rebar3 hex publish` and hex_core: publish, replace, revert, retire, docs, package info and
+//! keys, under `/api` and `/api/repos/NAME`. Handlers authorize, decode, call a registry
+//! service on a blocking thread (RSA, gzip and fsync are not for the async workers) and encode.
+
+mod error;
+mod format;
+mod keys;
+mod packages;
+mod releases;
+mod users;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::http::{HeaderMap, Request};
+use axum::routing::{get, post};
+use hexfmt::keys::PrivateKey;
+use hexrepo_registry::Layout;
+use hexrepo_registry::keys::{KeyStore, Permission};
+
+pub use error::ApiError;
+pub use format::{Format, Reply, respond};
+
+use crate::auth::Identity;
+use crate::router::AppState;
+
+/// What the API needs beyond the repository endpoint: the signing key and repository name.
+#[derive(Debug)]
+pub struct ApiConfig {
+    /// The repository folder.
+    pub layout: Layout,
+    /// The repository name.
+    pub repository: String,
+    /// The signing key.
+    pub key: PrivateKey,
+    /// Package names nobody may publish.
+    pub reserved: Vec<String>,
+    /// The public base URL, for links in replies.
+    pub base_url: String,
+}
+
+/// The API routes, mounted at `/api` and `/api/repos/{repo}`.
+pub fn routes() -> Router<AppState> {
+    let api = Router::new()
+        .route("/users/me", get(users::me))
+        .route("/auth", get(users::auth))
+        .route("/publish", post(releases::publish))
+        .route("/packages", get(packages::search))
+        .route("/packages/{name}", get(packages::show))
+        .route("/packages/{name}/releases", post(releases::publish))
+        .route(
+            "/packages/{name}/releases/{version}",
+            get(packages::release).delete(releases::revert),
+        )
+        .route(
+            "/packages/{name}/releases/{version}/retire",
+            post(releases::retire).delete(releases::unretire),
+        )
+        .route(
+            "/packages/{name}/releases/{version}/docs",
+            post(releases::publish_docs).delete(releases::remove_docs),
+        )
+        .route(
+            "/keys",
+            get(keys::list).post(keys::create).delete(keys::revoke_all),
+        )
+        .route("/keys/{key}", get(keys::show).delete(keys::revoke));
+    Router::new()
+        .nest("/api", api.clone())
+        .nest("/api/repos/{repo}", api)
+}
+
+/// Who made an authorized request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Key name, or "basic-auth" for the operator.
+    pub name: String,
+    /// What the actor may do.
+    pub permissions: Vec<Permission>,
+    /// The client's address, when known.
+    pub remote: Option<String>,
+}
+
+/// The API configuration, or 503 when this server cannot sign.
+fn config(state: &AppState) -> Result<&ApiConfig, ApiError> {
+    state.api().ok_or(ApiError::Unavailable(
+        "the API is disabled: start hexrepo serve with the repository's private key",
+    ))
+}
+
+/// Path parameters, checking `repo` (when routed under `/api/repos/{repo}`) names this repository.
+fn params(
+    state: &AppState,
+    params: HashMap<String, String>,
+) -> Result<HashMap<String, String>, ApiError> {
+    let api = config(state)?;
+    match params.get("repo") {
+        Some(repo) if *repo != api.repository => Err(ApiError::NotFound),
+        _ => Ok(params),
+    }
+}
+
+/// Authorizes a request that needs `needed`.
+fn authorize<B>(
+    state: &AppState,
+    request: &Request<B>,
+    needed: Permission,
+) -> Result<Actor, ApiError> {
+    authorize_headers(
+        state,
+        request.headers(),
+        request.extensions().get::<ConnectInfo<SocketAddr>>(),
+        needed,
+    )
+}
+
+fn authorize_headers(
+    state: &AppState,
+    headers: &HeaderMap,
+    remote: Option<&ConnectInfo<SocketAddr>>,
+    needed: Permission,
+) -> Result<Actor, ApiError> {
+    let remote = remote.map(|c| c.0.ip().to_string());
+    match state.auth().identify(headers) {
+        Identity::Anonymous => Err(ApiError::Unauthorized("missing authentication information")),
+        Identity::Invalid => Err(ApiError::Unauthorized("invalid API key")),
+        Identity::Operator => Ok(Actor {
+            name: "basic-auth".to_owned(),
+            permissions: vec![Permission::Repository, Permission::ApiWrite],
+            remote,
+        }),
+        Identity::Key(key) if key.allows(needed) => Ok(Actor {
+            name: key.name,
+            permissions: key.permissions,
+            remote,
+        }),
+        Identity::Key(_) => Err(ApiError::Forbidden("key not authorized for this action")),
+    }
+}
+
+/// The key store of the repository.
+fn key_store(api: &ApiConfig) -> KeyStore {
+    KeyStore::new(&api.layout)
+}
+
+/// Runs blocking registry work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}

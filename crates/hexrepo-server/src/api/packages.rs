@@ -1,0 +1,262 @@
+//! Reads through the API: `GET /packages/NAME`, `GET /packages/NAME/releases/VERSION` and
+//! `GET /packages?search=`, with the fields `mix hex.info` and tools read (HEX-PROTOCOL.md
+//! §6.4): meta, releases, retirements, latest versions, checksum, has_docs.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::response::Response;
+use hexfmt::proto::package::{Package, Release, RetirementReason};
+use hexfmt::registry::{read_names, read_package};
+use hexfmt::tarball::read_tarball;
+use hexfmt::version::Version;
+use hexrepo_registry::RegistryError;
+use hexrepo_registry::keys::Permission;
+use serde_json::{Map, Value, json};
+
+use super::releases::registry_error;
+use super::{ApiConfig, ApiError, Format, Reply, authorize, blocking, config, params, respond};
+use crate::router::AppState;
+
+const PAGE_SIZE: usize = 100;
+
+/// `GET /packages/NAME`.
+pub async fn show(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let result = read_access(&state, p, &request);
+    let result = match result {
+        Ok(p) => {
+            blocking(move || {
+                let api = config(&state)?;
+                let name = p.get("name").cloned().unwrap_or_default();
+                package_json(api, &name).map(Reply::ok)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    respond(format, result)
+}
+
+/// `GET /packages/NAME/releases/VERSION`.
+pub async fn release(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let result = match read_access(&state, p, &request) {
+        Ok(p) => {
+            blocking(move || {
+                let api = config(&state)?;
+                let (name, version) = (
+                    p.get("name").cloned().unwrap_or_default(),
+                    p.get("version").cloned().unwrap_or_default(),
+                );
+                release_json(api, &name, &version)
+                    .map(Reply::ok)
+                    .map_err(registry_error)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    respond(format, result)
+}
+
+/// `GET /packages?search=TEXT&page=N`: packages whose name contains TEXT, 100 a page.
+pub async fn search(
+    State(state): State<AppState>,
+    format: Format,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let result = match read_access(&state, HashMap::new(), &request) {
+        Ok(_) => {
+            blocking(move || {
+                let api = config(&state)?;
+                let needle = query.get("search").cloned().unwrap_or_default();
+                let page: usize = query
+                    .get("page")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1)
+                    .max(1);
+                let bytes = std::fs::read(api.layout.names())
+                    .map_err(|e| ApiError::Internal(format!("reading names: {e}")))?;
+                let names = read_names(&bytes, &api.key.public_key(), &api.repository)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let items = names
+                    .packages
+                    .iter()
+                    .filter(|p| p.name.contains(&needle))
+                    .skip((page - 1) * PAGE_SIZE)
+                    .take(PAGE_SIZE)
+                    .map(|p| package_json(api, &p.name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Reply::ok(Value::Array(items)))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    respond(format, result)
+}
+
+/// API reads need `api:read` or `repository`: a fetch-only key may look packages up.
+fn read_access(
+    state: &AppState,
+    p: HashMap<String, String>,
+    request: &Request,
+) -> Result<HashMap<String, String>, ApiError> {
+    let p = params(state, p)?;
+    authorize(state, request, Permission::ApiRead)
+        .or_else(|_| authorize(state, request, Permission::Repository))?;
+    Ok(p)
+}
+
+fn load_package(api: &ApiConfig, name: &str) -> Result<Package, RegistryError> {
+    let path = api.layout.package(name);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RegistryError::NoSuchPackage(name.to_owned()));
+        }
+        Err(e) => {
+            return Err(RegistryError::Io {
+                action: "reading",
+                path,
+                source: e,
+            });
+        }
+    };
+    read_package(&bytes, &api.key.public_key(), &api.repository, name)
+        .map_err(|source| RegistryError::RegistryFile { path, source })
+}
+
+fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
+    let package = load_package(api, name).map_err(registry_error)?;
+    let versions: Vec<Version> = package
+        .releases
+        .iter()
+        .filter_map(|r| Version::parse(&r.version).ok())
+        .collect();
+    let latest = versions.iter().max().map(ToString::to_string);
+    let latest_stable = versions
+        .iter()
+        .filter(|v| !v.is_pre())
+        .max()
+        .map(ToString::to_string);
+    let meta = latest
+        .as_deref()
+        .and_then(|v| std::fs::read(api.layout.tarball(name, v)).ok())
+        .and_then(|bytes| read_tarball(&bytes).ok())
+        .map(|t| t.metadata);
+    let mut retirements = Map::new();
+    for release in &package.releases {
+        if let Some(r) = retirement_json(release) {
+            retirements.insert(release.version.clone(), r);
+        }
+    }
+    let url = format!("{}/api/packages/{name}", api.base_url);
+    Ok(json!({
+        "name": name,
+        "repository": api.repository,
+        "url": url,
+        "html_url": null,
+        "docs_html_url": null,
+        "meta": {
+            "description": meta.as_ref().and_then(|m| m.description.clone()),
+            "licenses": meta.as_ref().map(|m| m.licenses.clone()).unwrap_or_default(),
+            "links": meta.as_ref().map(|m| m.links.iter().cloned().collect::<HashMap<_, _>>()).unwrap_or_default(),
+            "maintainers": meta.as_ref().map(|m| m.maintainers.clone()).unwrap_or_default(),
+        },
+        "releases": package.releases.iter().rev().map(|r| json!({
+            "version": r.version,
+            "url": format!("{url}/releases/{}", r.version),
+            "has_docs": api.layout.docs(name, &r.version).exists(),
+            "inserted_at": r.published_at.map(|t| iso8601(t.seconds)),
+        })).collect::<Vec<_>>(),
+        "retirements": retirements,
+        "latest_version": latest,
+        "latest_stable_version": latest_stable,
+        "owners": [],
+        "downloads": {},
+        "configs": {},
+    }))
+}
+
+/// The Release object of the Hex API.
+pub fn release_json(api: &ApiConfig, name: &str, version: &str) -> Result<Value, RegistryError> {
+    let package = load_package(api, name)?;
+    let release = package
+        .releases
+        .iter()
+        .find(|r| r.version == version)
+        .ok_or_else(|| RegistryError::NoSuchRelease {
+            package: name.to_owned(),
+            version: version.to_owned(),
+        })?;
+    let meta = std::fs::read(api.layout.tarball(name, version))
+        .ok()
+        .and_then(|bytes| read_tarball(&bytes).ok())
+        .map(|t| t.metadata);
+    let requirements: Map<String, Value> = release
+        .dependencies
+        .iter()
+        .map(|d| {
+            let value = json!({
+                "app": d.app.clone().unwrap_or_else(|| d.package.clone()),
+                "requirement": d.requirement,
+                "optional": d.optional.unwrap_or(false),
+                "repository": d.repository.clone().unwrap_or_else(|| api.repository.clone()),
+            });
+            (d.package.clone(), value)
+        })
+        .collect();
+    let checksum = release.outer_checksum.as_deref().map(hex::encode);
+    let inserted_at = release.published_at.map(|t| iso8601(t.seconds));
+    Ok(json!({
+        "version": version,
+        "checksum": checksum,
+        "has_docs": api.layout.docs(name, version).exists(),
+        "url": format!("{}/api/packages/{name}/releases/{version}", api.base_url),
+        "html_url": null,
+        "docs_html_url": null,
+        "package_url": format!("{}/api/packages/{name}", api.base_url),
+        "meta": {
+            "app": meta.as_ref().and_then(|m| m.app.clone()),
+            "build_tools": meta.as_ref().map(|m| m.build_tools.clone()).unwrap_or_default(),
+            "elixir": meta.as_ref().and_then(|m| m.elixir.clone()),
+        },
+        "requirements": requirements,
+        "retirement": retirement_json(release),
+        "publisher": null,
+        "downloads": 0,
+        "configs": {},
+        "inserted_at": inserted_at,
+        "updated_at": inserted_at,
+    }))
+}
+
+fn retirement_json(release: &Release) -> Option<Value> {
+    release.retired.as_ref().map(|r| {
+        let reason = match RetirementReason::try_from(r.reason) {
+            Ok(RetirementReason::RetiredInvalid) => "invalid",
+            Ok(RetirementReason::RetiredSecurity) => "security",
+            Ok(RetirementReason::RetiredDeprecated) => "deprecated",
+            Ok(RetirementReason::RetiredRenamed) => "renamed",
+            Ok(RetirementReason::RetiredOther) | Err(_) => "other",
+        };
+        json!({"reason": reason, "message": r.message})
+    })
+}
+
+fn iso8601(seconds: i64) -> String {
+    let time =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}

@@ -1,0 +1,326 @@
+//! Writes through the API: publish (both routes), revert, retire, unretire, docs. Each checks
+//! `api:write` before the body is read, so `Expect: 100-continue` is answered only after auth
+//! and the size check (hyper sends `100 Continue` when a handler first reads the body).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use hexfmt::tarball::MAX_TARBALL_SIZE;
+use hexrepo_registry::RegistryError;
+use hexrepo_registry::audit::{self, AuditEntry};
+use hexrepo_registry::keys::Permission;
+use hexrepo_registry::publish::{PublishError, Publisher};
+use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
+use serde_json::json;
+
+use super::format::decode_body;
+use super::packages::release_json;
+use super::{Actor, ApiError, Format, Reply, authorize, blocking, config, params, respond};
+use crate::router::AppState;
+
+type Params = Path<HashMap<String, String>>;
+
+/// `POST /packages/NAME/releases?replace=BOOL` and `POST /publish?replace=BOOL`.
+pub async fn publish(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    respond(format, publish_release(state, p, &q, request).await)
+}
+
+async fn publish_release(
+    state: AppState,
+    p: HashMap<String, String>,
+    query: &HashMap<String, String>,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    let p = params(&state, p)?;
+    let actor = authorize(&state, &request, Permission::ApiWrite)?;
+    let bytes = read_limited_body(request).await?;
+    // hexpm treats a missing `replace` as true; clients always send it.
+    let replace = query.get("replace").is_none_or(|v| v == "true");
+    let name = p.get("name").cloned();
+    blocking(move || {
+        let api = config(&state)?;
+        let publisher = Publisher {
+            layout: &api.layout,
+            repository: &api.repository,
+            key: &api.key,
+            reserved: &api.reserved,
+        };
+        let outcome = publisher
+            .publish(&bytes, name.as_deref(), replace)
+            .map_err(publish_error)?;
+        let meta = &outcome.metadata;
+        let action = if outcome.created {
+            "publish"
+        } else {
+            "replace"
+        };
+        record(
+            &state,
+            &actor,
+            action,
+            Some(&meta.name),
+            Some(&meta.version),
+        )?;
+        let body = release_json(api, &meta.name, &meta.version).map_err(registry_error)?;
+        let location = format!(
+            "{}/api/packages/{}/releases/{}",
+            api.base_url, meta.name, meta.version
+        );
+        let status = if outcome.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(Reply {
+            status,
+            body: Some(body),
+            location: Some(location),
+        })
+    })
+    .await
+}
+
+/// `DELETE /packages/NAME/releases/VERSION`.
+pub async fn revert(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    headers: HeaderMap,
+) -> Response {
+    let result =
+        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+            let publisher = Publisher {
+                layout: &api.layout,
+                repository: &api.repository,
+                key: &api.key,
+                reserved: &api.reserved,
+            };
+            publisher.revert(name, version).map_err(registry_error)?;
+            record(state, actor, "revert", Some(name), Some(version))?;
+            Ok(Reply::no_content())
+        });
+    respond(format, result.await)
+}
+
+/// `POST /packages/NAME/releases/VERSION/retire` with `{reason, message}`.
+pub async fn retire(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    request: Request,
+) -> Response {
+    respond(format, retire_release(state, p, request).await)
+}
+
+async fn retire_release(
+    state: AppState,
+    p: HashMap<String, String>,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    check_before_body(&state, &p, &request)?;
+    let headers = request.headers().clone();
+    let body = decode_body(&headers, &read_limited_body(request).await?)?;
+    let reason: Reason = body["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| ApiError::field("reason", e))?;
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    let retirement = Retirement { reason, message };
+    release_write_with_headers(
+        state,
+        p,
+        &headers,
+        move |state, api, actor, name, version| {
+            set_retirement(
+                &api.layout,
+                &api.repository,
+                &api.key,
+                name,
+                version,
+                Some(&retirement),
+            )
+            .map_err(registry_error)?;
+            record(state, actor, "retire", Some(name), Some(version))?;
+            Ok(Reply::no_content())
+        },
+    )
+    .await
+}
+
+/// `DELETE /packages/NAME/releases/VERSION/retire`.
+pub async fn unretire(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    headers: HeaderMap,
+) -> Response {
+    let result =
+        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+            set_retirement(&api.layout, &api.repository, &api.key, name, version, None)
+                .map_err(registry_error)?;
+            record(state, actor, "unretire", Some(name), Some(version))?;
+            Ok(Reply::no_content())
+        });
+    respond(format, result.await)
+}
+
+/// `POST /packages/NAME/releases/VERSION/docs`: a gzipped tar with `index.html` at its root.
+pub async fn publish_docs(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    request: Request,
+) -> Response {
+    respond(format, store_docs(state, p, request).await)
+}
+
+async fn store_docs(
+    state: AppState,
+    p: HashMap<String, String>,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    check_before_body(&state, &p, &request)?;
+    let headers = request.headers().clone();
+    let bytes = read_limited_body(request).await?;
+    hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
+    release_write_with_headers(
+        state,
+        p,
+        &headers,
+        move |state, api, actor, name, version| {
+            let path = api.layout.docs(name, version);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ApiError::Internal(format!("creating {}: {e}", dir.display())))?;
+            }
+            hexrepo_registry::files::write_atomic(&path, &bytes).map_err(registry_error)?;
+            record(state, actor, "docs.publish", Some(name), Some(version))?;
+            Ok(Reply {
+                status: StatusCode::CREATED,
+                body: None,
+                location: Some(format!("{}/docs/{name}-{version}.tar.gz", api.base_url)),
+            })
+        },
+    )
+    .await
+}
+
+/// `DELETE /packages/NAME/releases/VERSION/docs`.
+pub async fn remove_docs(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+    headers: HeaderMap,
+) -> Response {
+    let result =
+        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+            match std::fs::remove_file(api.layout.docs(name, version)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ApiError::NotFound);
+                }
+                Err(e) => return Err(ApiError::Internal(format!("removing docs: {e}"))),
+            }
+            record(state, actor, "docs.remove", Some(name), Some(version))?;
+            Ok(Reply::no_content())
+        });
+    respond(format, result.await)
+}
+
+/// Authorizes `api:write` and checks the route, before any body is read.
+fn check_before_body(
+    state: &AppState,
+    p: &HashMap<String, String>,
+    request: &Request,
+) -> Result<(), ApiError> {
+    params(state, p.clone())?;
+    authorize(state, request, Permission::ApiWrite).map(drop)
+}
+
+async fn release_write_with_headers(
+    state: AppState,
+    p: HashMap<String, String>,
+    headers: &HeaderMap,
+    work: impl FnOnce(&AppState, &super::ApiConfig, &Actor, &str, &str) -> Result<Reply, ApiError>
+    + Send
+    + 'static,
+) -> Result<Reply, ApiError> {
+    let p = params(&state, p)?;
+    let actor = super::authorize_headers(&state, headers, None, Permission::ApiWrite)?;
+    let (Some(name), Some(version)) = (p.get("name").cloned(), p.get("version").cloned()) else {
+        return Err(ApiError::NotFound);
+    };
+    blocking(move || {
+        let api = config(&state)?;
+        work(&state, api, &actor, &name, &version)
+    })
+    .await
+}
+
+/// The body, refusing more than a tarball's limit before reading it when the length is known.
+async fn read_limited_body(request: Request) -> Result<Bytes, ApiError> {
+    let limit = usize::try_from(MAX_TARBALL_SIZE).unwrap_or(usize::MAX);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_TARBALL_SIZE) {
+        return Err(ApiError::TooLarge);
+    }
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::TooLarge)
+}
+
+fn record(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    package: Option<&str>,
+    version: Option<&str>,
+) -> Result<(), ApiError> {
+    let api = config(state)?;
+    let entry = AuditEntry::now(&actor.name, action, package, version, actor.remote.clone());
+    audit::append(&api.layout, &entry).map_err(registry_error)
+}
+
+fn publish_error(error: PublishError) -> ApiError {
+    match error {
+        PublishError::Tarball(e) => ApiError::field("tar", e.to_string()),
+        PublishError::NameMismatch { .. } => {
+            ApiError::field("name", "metadata does not match package name")
+        }
+        e @ (PublishError::InvalidName(_) | PublishError::ReservedName(_)) => {
+            ApiError::field("name", e.to_string())
+        }
+        PublishError::InvalidVersion(e) => ApiError::field("version", e.to_string()),
+        PublishError::AlreadyPublished { .. } => ApiError::field(
+            "inserted_at",
+            "must include the --replace flag to update an existing release",
+        ),
+        PublishError::Requirement {
+            dependency,
+            message,
+        } => ApiError::Validation(json!({ "requirements": { dependency: message } })),
+        PublishError::Registry(e) => registry_error(e),
+    }
+}
+
+pub(super) fn registry_error(error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::NoSuchPackage(_) | RegistryError::NoSuchRelease { .. } => ApiError::NotFound,
+        RegistryError::RetirementMessage(_) => ApiError::field("message", error.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}

@@ -1,0 +1,302 @@
+//! The Hex API through the router: auth, publish rules and error shapes, and the
+//! `Expect: 100-continue` handshake over a real socket.
+
+use std::io::{Read as _, Write as _};
+
+use axum::http::StatusCode;
+use hexfmt::keys::PrivateKey;
+use hexfmt::metadata::Metadata;
+use hexfmt::tarball::TarballBuilder;
+use hexrepo_registry::Layout;
+use hexrepo_registry::keys::{KeyStore, Permission};
+use hexrepo_server::api::ApiConfig;
+use hexrepo_server::auth::{Authenticator, ReadAuth};
+use hexrepo_server::{AppState, ServerConfig, router};
+use serde_json::Value;
+
+use crate::support::Repo;
+
+fn fixture_key() -> PrivateKey {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/mix-reference/test_private_key.pem"
+    );
+    PrivateKey::from_pem(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn api_repo() -> (Repo, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let keys = KeyStore::new(&layout);
+    let (_, writer) = keys
+        .create(
+            "writer",
+            &[Permission::Repository, Permission::ApiWrite],
+            None,
+        )
+        .unwrap();
+    let (_, reader) = keys
+        .create("reader", &[Permission::Repository], None)
+        .unwrap();
+    let api = ApiConfig {
+        layout: layout.clone(),
+        repository: "acme".into(),
+        key: fixture_key(),
+        reserved: vec!["elixir".into()],
+        base_url: "http://hex.test".into(),
+    };
+    let auth = Authenticator::new(ReadAuth::Auto, None, Some(keys));
+    let app = router(AppState::new(ServerConfig {
+        public_dir: dir.path().to_owned(),
+        auth,
+        cache_bytes: 0,
+        api: Some(api),
+    }));
+    (Repo { dir, app }, writer, reader)
+}
+
+fn tarball(name: &str, version: &str) -> Vec<u8> {
+    let metadata = Metadata {
+        name: name.into(),
+        version: version.into(),
+        app: Some(name.into()),
+        ..Metadata::default()
+    };
+    TarballBuilder::new(&metadata)
+        .file("src/x.erl", "-module(x).")
+        .build()
+}
+
+fn json(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+#[tokio::test]
+async fn publish_needs_a_write_key_and_answers_in_hex_shape() {
+    let (repo, writer, reader) = api_repo();
+    let body = tarball("foo", "1.0.0");
+    let (response, bytes) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json(&bytes)["message"],
+        "missing authentication information"
+    );
+    let (response, bytes) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", "nope")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(&bytes)["message"], "invalid API key");
+    let (response, _) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", &reader)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let (response, bytes) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", &writer)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let release = json(&bytes);
+    assert_eq!(release["version"], "1.0.0");
+    assert_eq!(
+        release["checksum"],
+        hexfmt::checksum::Checksum::sha256(&body).to_hex_lower()
+    );
+    assert_eq!(
+        response.headers()["location"],
+        "http://hex.test/api/packages/foo/releases/1.0.0"
+    );
+
+    let (response, bytes) = repo
+        .post(
+            "/api/publish?replace=false",
+            &[("authorization", &writer)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error = json(&bytes);
+    assert_eq!(error["status"], 422);
+    assert_eq!(
+        error["errors"]["inserted_at"],
+        "must include the --replace flag to update an existing release"
+    );
+
+    // The same routes under /api/repos/acme; another repository's prefix is a 404.
+    let (response, _) = repo
+        .get(
+            "/api/repos/acme/packages/foo",
+            &[("authorization", &reader)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (response, _) = repo
+        .get(
+            "/api/repos/other/packages/foo",
+            &[("authorization", &reader)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn validation_errors_name_their_field() {
+    let (repo, writer, _) = api_repo();
+    let auth = [("authorization", writer.as_str())];
+    for (uri, body, field) in [
+        (
+            "/api/packages/bar/releases?replace=false",
+            tarball("foo", "1.0.0"),
+            "name",
+        ),
+        (
+            "/api/publish?replace=false",
+            tarball("elixir", "1.0.0"),
+            "name",
+        ),
+        (
+            "/api/publish?replace=false",
+            tarball("foo", "1.0.0+build"),
+            "version",
+        ),
+        ("/api/publish?replace=false", b"garbage".to_vec(), "tar"),
+    ] {
+        let (response, bytes) = repo.post(uri, &auth, body).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+        assert!(
+            json(&bytes)["errors"][field].is_string(),
+            "{field}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_me_lists_organizations_for_mix() {
+    let (repo, writer, _) = api_repo();
+    let (response, bytes) = repo
+        .get("/api/users/me", &[("authorization", &writer)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let me = json(&bytes);
+    assert_eq!(me["username"], "writer");
+    assert_eq!(me["organizations"], Value::Array(Vec::new()));
+    let (response, _) = repo
+        .get(
+            "/api/auth?domain=api&resource=write",
+            &[("authorization", &writer)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn replies_are_erlang_terms_when_asked() {
+    let (repo, writer, _) = api_repo();
+    let (response, bytes) = repo
+        .get(
+            "/api/users/me",
+            &[
+                ("authorization", &writer),
+                ("accept", "application/vnd.hex+erlang"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.hex+erlang; charset=utf-8"
+    );
+    let term = hexfmt::etf::decode(&bytes).unwrap();
+    assert_eq!(
+        term.map_get("username").and_then(hexfmt::etf::Term::as_str),
+        Some("writer")
+    );
+}
+
+/// Sends raw HTTP/1.1 and returns what the server said before and after the body.
+fn expect_continue(
+    address: std::net::SocketAddr,
+    auth: Option<&str>,
+    length: usize,
+    body: &[u8],
+) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let auth = auth
+        .map(|a| format!("authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "POST /api/packages/foo/releases?replace=false HTTP/1.1\r\nhost: x\r\n{auth}content-type: application/octet-stream\r\ncontent-length: {length}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 25];
+    let n = stream.read(&mut first).unwrap();
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    if !first.starts_with("HTTP/1.1 100") {
+        return (first, String::new());
+    }
+    stream.write_all(body).unwrap();
+    let mut rest = String::new();
+    let _ = stream.read_to_string(&mut rest);
+    (first, rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_only_after_auth_and_size_checks() {
+    let (repo, writer, _) = api_repo();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = repo.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let body = tarball("foo", "1.0.0");
+    let len = body.len();
+    let (first, _) = tokio::task::spawn_blocking(move || expect_continue(address, None, len, &[]))
+        .await
+        .unwrap();
+    assert!(
+        first.starts_with("HTTP/1.1 401"),
+        "no 100 before auth: {first}"
+    );
+    let w = writer.clone();
+    let (first, _) = tokio::task::spawn_blocking(move || {
+        expect_continue(address, Some(&w), 17 * 1024 * 1024, &[])
+    })
+    .await
+    .unwrap();
+    assert!(
+        first.starts_with("HTTP/1.1 413"),
+        "no 100 for an oversized body: {first}"
+    );
+    let (first, rest) =
+        tokio::task::spawn_blocking(move || expect_continue(address, Some(&writer), len, &body))
+            .await
+            .unwrap();
+    assert!(first.starts_with("HTTP/1.1 100"), "{first}");
+    assert!(rest.contains("HTTP/1.1 201"), "{rest}");
+}
