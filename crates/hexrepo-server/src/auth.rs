@@ -20,7 +20,8 @@ use hexrepo_registry::keys::{KeyRecord, KeyStore, Permission, authenticate};
 /// When reads need credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadAuth {
-    /// Required once basic credentials are configured or an active repository key exists.
+    /// Required once basic credentials are configured or a repository key has been created
+    /// (revoked keys count: revoking never opens the repository).
     Auto,
     /// Always required.
     Required,
@@ -116,10 +117,14 @@ impl Authenticator {
             ReadAuth::Required => true,
             ReadAuth::Public => false,
             ReadAuth::Auto => {
+                // Any repository key ever created keeps reads closed, revoked or not: revoking a
+                // leaked key must never open the repository to everyone.
                 let (keys, broken) = self.current_keys();
                 self.basic.is_some()
                     || broken
-                    || keys.iter().any(|k| k.allows(Permission::Repository))
+                    || keys
+                        .iter()
+                        .any(|k| k.permissions.contains(&Permission::Repository))
             }
         }
     }

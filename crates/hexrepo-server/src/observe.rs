@@ -96,6 +96,8 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+        // Error bodies have no Content-Length yet: their exact size.
+        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact())
         .unwrap_or(0);
     let metrics = state.metrics();
     metrics

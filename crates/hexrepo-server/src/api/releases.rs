@@ -5,6 +5,10 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -94,10 +98,15 @@ pub async fn revert(
     State(state): State<AppState>,
     format: Format,
     Path(p): Params,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let result =
-        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+    let result = release_write_with_headers(
+        state,
+        p,
+        &headers,
+        remote_of(remote.as_ref()),
+        |state, api, actor, name, version| {
             let publisher = Publisher {
                 layout: &api.layout,
                 repository: &api.repository,
@@ -107,7 +116,8 @@ pub async fn revert(
             publisher.revert(name, version).map_err(registry_error)?;
             record(state, actor, "revert", Some(name), Some(version))?;
             Ok(Reply::no_content())
-        });
+        },
+    );
     respond(format, result.await)
 }
 
@@ -128,6 +138,10 @@ async fn retire_release(
 ) -> Result<Reply, ApiError> {
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let body = decode_body(&headers, &read_limited_body(request).await?)?;
     let reason: Reason = body["reason"]
         .as_str()
@@ -140,6 +154,7 @@ async fn retire_release(
         state,
         p,
         &headers,
+        remote,
         move |state, api, actor, name, version| {
             set_retirement(
                 &api.layout,
@@ -162,15 +177,21 @@ pub async fn unretire(
     State(state): State<AppState>,
     format: Format,
     Path(p): Params,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let result =
-        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+    let result = release_write_with_headers(
+        state,
+        p,
+        &headers,
+        remote_of(remote.as_ref()),
+        |state, api, actor, name, version| {
             set_retirement(&api.layout, &api.repository, &api.key, name, version, None)
                 .map_err(registry_error)?;
             record(state, actor, "unretire", Some(name), Some(version))?;
             Ok(Reply::no_content())
-        });
+        },
+    );
     respond(format, result.await)
 }
 
@@ -191,12 +212,17 @@ async fn store_docs(
 ) -> Result<Reply, ApiError> {
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let bytes = read_limited_body(request).await?;
     hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
         state,
         p,
         &headers,
+        remote,
         move |state, api, actor, name, version| {
             let path = api.layout.docs(name, version);
             if let Some(dir) = path.parent() {
@@ -220,10 +246,15 @@ pub async fn remove_docs(
     State(state): State<AppState>,
     format: Format,
     Path(p): Params,
+    remote: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let result =
-        release_write_with_headers(state, p, &headers, |state, api, actor, name, version| {
+    let result = release_write_with_headers(
+        state,
+        p,
+        &headers,
+        remote_of(remote.as_ref()),
+        |state, api, actor, name, version| {
             match std::fs::remove_file(api.layout.docs(name, version)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -233,8 +264,13 @@ pub async fn remove_docs(
             }
             record(state, actor, "docs.remove", Some(name), Some(version))?;
             Ok(Reply::no_content())
-        });
+        },
+    );
     respond(format, result.await)
+}
+
+fn remote_of(connect: Option<&Extension<ConnectInfo<SocketAddr>>>) -> Option<String> {
+    connect.map(|c| c.0.0.ip().to_string())
 }
 
 /// Authorizes `api:write` and checks the route, before any body is read.
@@ -251,12 +287,14 @@ async fn release_write_with_headers(
     state: AppState,
     p: HashMap<String, String>,
     headers: &HeaderMap,
+    remote: Option<String>,
     work: impl FnOnce(&AppState, &super::ApiConfig, &Actor, &str, &str) -> Result<Reply, ApiError>
     + Send
     + 'static,
 ) -> Result<Reply, ApiError> {
     let p = params(&state, p)?;
-    let actor = super::authorize_headers(&state, headers, None, Permission::ApiWrite)?;
+    let mut actor = super::authorize_headers(&state, headers, None, Permission::ApiWrite)?;
+    actor.remote = remote;
     let (Some(name), Some(version)) = (p.get("name").cloned(), p.get("version").cloned()) else {
         return Err(ApiError::NotFound);
     };

@@ -82,6 +82,12 @@ async fn a_repository_key_turns_auth_on_and_revoking_it_takes_effect_at_once() {
     repo.keys().revoke("ci").unwrap();
     let (response, _) = repo.get("/names", &[("authorization", &secret)]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (response, _) = repo.get("/names", &[]).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoking the last key keeps reads closed"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +139,8 @@ async fn metrics_count_requests_by_route_and_need_credentials() {
         "{text}"
     );
     assert!(
-        text.contains(r#"hexrepo_http_response_bytes_total{route="/packages/{name}"} 11"#),
+        // 11 bytes of package plus the 24-byte "authentication required\n" of the 401.
+        text.contains(r#"hexrepo_http_response_bytes_total{route="/packages/{name}"} 35"#),
         "{text}"
     );
 }

@@ -1,5 +1,6 @@
 //! The command line: one variant per subcommand, each implemented in its own file.
 
+mod audit;
 mod build;
 mod config;
 mod key;
@@ -40,6 +41,8 @@ enum Command {
     Key(key::Args),
     /// Inspect configuration.
     Config(config::Args),
+    /// Print the audit log of writes (publish, revert, retire, docs, keys).
+    Audit(audit::Args),
 }
 
 /// Runs the parsed command.
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&args),
         Command::Key(args) => key::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 

@@ -181,14 +181,6 @@ fn print_banner(
             (true, false) => "a repository key (`hexrepo key create --read-only`)",
         }
     );
-    let Some(key) = public_key else {
-        println!(
-            "warning: {} is missing; clients cannot verify this repository",
-            layout.public_key().display()
-        );
-        return;
-    };
-    let auth_flag = if protected { " --auth-key KEY" } else { "" };
     if state.api().is_some() {
         println!(
             "api: {url}/api (publish with HEX_API_URL={url}/api HEX_API_KEY=KEY; create KEY with `hexrepo key create`)"
@@ -199,13 +191,33 @@ fn print_banner(
             settings.private_key.value.display()
         );
     }
+    let Some(key) = public_key else {
+        println!(
+            "warning: {} is missing; clients cannot verify this repository",
+            layout.public_key().display()
+        );
+        return;
+    };
+    // With basic auth the credentials go in the URL; with keys, in --auth-key / repo_key.
+    let basic = settings.auth_username.value.is_some();
+    let client_url = if basic {
+        url.replacen("://", "://USER:PASSWORD@", 1)
+    } else {
+        url.to_owned()
+    };
+    let url = client_url.as_str();
+    let auth_flag = if protected && !basic {
+        " --auth-key KEY"
+    } else {
+        ""
+    };
     println!("\nmix:");
     println!(
         "  mix hex.repo add {repository} {url} --fetch-public-key {}{auth_flag}",
         key.fingerprint()
     );
     println!("\nrebar3 (rebar.config):");
-    let repo_key = if protected {
+    let repo_key = if protected && !basic {
         ",\n                  repo_key => <<\"KEY\">>"
     } else {
         ""

@@ -613,7 +613,6 @@ fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
 /// exists". Revoking the only key (say, because it leaked) currently makes the repository
 /// readable by anyone again, which is the opposite of what the operator wants.
 #[test]
-#[ignore = "hexrepo serve re-opens anonymous reads when the last key is revoked (reported)"]
 fn revoking_the_last_key_keeps_the_repository_closed() {
     let tmp = built_fixture();
     let public = tmp.path().join("public");
