@@ -25,6 +25,9 @@ pub struct AuditEntry {
     /// The version, when the action has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The key created or revoked, for key actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The client's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
@@ -47,6 +50,7 @@ impl AuditEntry {
             action: action.to_owned(),
             package: package.map(str::to_owned),
             version: version.map(str::to_owned),
+            key: None,
             remote,
         }
     }

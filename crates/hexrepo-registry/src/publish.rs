@@ -245,10 +245,11 @@ impl Publisher<'_> {
             Some(i) => {
                 let mut release = info.to_proto(self.repository);
                 release.retired = package.releases[i].retired.take();
-                release.published_at = Some(Timestamp {
+                // A replacement keeps the release's original publication time, as hex.pm does.
+                release.published_at = package.releases[i].published_at.or(Some(Timestamp {
                     seconds: now,
                     nanos: 0,
-                });
+                }));
                 package.releases[i] = release;
                 false
             }

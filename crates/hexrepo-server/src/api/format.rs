@@ -75,6 +75,9 @@ impl Reply {
 pub fn respond(format: Format, result: Result<Reply, ApiError>) -> Response {
     let reply = result.unwrap_or_else(ApiError::into_reply);
     let mut builder = Response::builder().status(reply.status);
+    if reply.status == StatusCode::UNAUTHORIZED {
+        builder = builder.header(header::WWW_AUTHENTICATE, "Basic realm=\"hexrepo\"");
+    }
     if let Some(location) = &reply.location {
         builder = builder.header(header::LOCATION, location);
     }

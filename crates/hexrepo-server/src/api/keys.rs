@@ -88,7 +88,7 @@ pub async fn create(
             let (record, secret) = key_store(api)
                 .create(&name, &permissions, Some(&actor.name))
                 .map_err(key_error)?;
-            audit_key(api, &actor, "key.create")?;
+            audit_key(api, &actor, "key.create", &record.name)?;
             Ok(Reply {
                 status: StatusCode::CREATED,
                 body: Some(key_json(api, &record, Some(&secret))),
@@ -111,7 +111,7 @@ pub async fn revoke(
         let api = config(&state)?;
         let name = p.get("key").cloned().unwrap_or_default();
         let record = key_store(api).revoke(&name).map_err(key_error)?;
-        audit_key(api, &actor, "key.revoke")?;
+        audit_key(api, &actor, "key.revoke", &record.name)?;
         Ok(Reply::ok(key_json(api, &record, None)))
     });
     respond(format, result.and_then(|r| r))
@@ -130,9 +130,9 @@ pub async fn revoke_all(
         for key in store.load().map_err(key_error)? {
             if key.revoked_at.is_none() && key.name != actor.name {
                 store.revoke(&key.name).map_err(key_error)?;
+                audit_key(api, &actor, "key.revoke", &key.name)?;
             }
         }
-        audit_key(api, &actor, "key.revoke")?;
         Ok(Reply::no_content())
     });
     respond(format, result.and_then(|r| r))
@@ -164,21 +164,26 @@ fn parse_permissions(value: &Value) -> Result<Vec<Permission>, ApiError> {
         .collect()
 }
 
-fn key_json(api: &super::ApiConfig, key: &KeyRecord, secret: Option<&str>) -> Value {
-    let permissions: Vec<Value> = key
-        .permissions
+/// Permissions in Hex's `{domain, resource}` shape.
+pub(super) fn permissions_json(api: &super::ApiConfig, permissions: &[Permission]) -> Vec<Value> {
+    permissions
         .iter()
         .map(|p| match p {
             Permission::ApiRead => json!({"domain": "api", "resource": "read"}),
             Permission::ApiWrite => json!({"domain": "api", "resource": "write"}),
             Permission::Repository => json!({"domain": "repository", "resource": api.repository}),
         })
-        .collect();
+        .collect()
+}
+
+fn key_json(api: &super::ApiConfig, key: &KeyRecord, secret: Option<&str>) -> Value {
+    let iso = |t: u64| super::packages::iso8601(i64::try_from(t).unwrap_or(i64::MAX));
     let mut body = json!({
         "name": key.name,
-        "permissions": permissions,
-        "revoked_at": key.revoked_at,
-        "inserted_at": key.created_at,
+        "permissions": permissions_json(api, &key.permissions),
+        "revoked_at": key.revoked_at.map(iso),
+        "inserted_at": iso(key.created_at),
+        "updated_at": iso(key.revoked_at.unwrap_or(key.created_at)),
         "url": format!("{}/api/keys/{}", api.base_url, key.name),
     });
     if let Some(secret) = secret {
@@ -196,10 +201,13 @@ fn key_error(error: KeyStoreError) -> ApiError {
     }
 }
 
-fn audit_key(api: &super::ApiConfig, actor: &Actor, action: &str) -> Result<(), ApiError> {
-    audit::append(
-        &api.layout,
-        &AuditEntry::now(&actor.name, action, None, None, actor.remote.clone()),
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))
+fn audit_key(
+    api: &super::ApiConfig,
+    actor: &Actor,
+    action: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    let mut entry = AuditEntry::now(&actor.name, action, None, None, actor.remote.clone());
+    entry.key = Some(key.to_owned());
+    audit::append(&api.layout, &entry).map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -18,7 +18,9 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, Request};
 use axum::routing::{get, post};
 use hexfmt::keys::PrivateKey;
+use hexfmt::version::Version;
 use hexrepo_registry::Layout;
+use hexrepo_registry::build::is_valid_package_name;
 use hexrepo_registry::keys::{KeyStore, Permission};
 
 pub use error::ApiError;
@@ -61,7 +63,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/packages/{name}/releases/{version}/docs",
-            post(releases::publish_docs).delete(releases::remove_docs),
+            get(releases::docs_redirect)
+                .post(releases::publish_docs)
+                .delete(releases::remove_docs),
         )
         .route(
             "/keys",
@@ -97,9 +101,28 @@ fn params(
     params: HashMap<String, String>,
 ) -> Result<HashMap<String, String>, ApiError> {
     let api = config(state)?;
-    match params.get("repo") {
-        Some(repo) if *repo != api.repository => Err(ApiError::NotFound),
-        _ => Ok(params),
+    if params
+        .get("repo")
+        .is_some_and(|repo| *repo != api.repository)
+    {
+        return Err(ApiError::NotFound);
+    }
+    // Every path parameter that becomes part of a file name is validated here, once: a name
+    // or version that is not one (`..%2F`, `/`, a dot-file) is a 404 before any file is touched.
+    let valid = params.get("name").is_none_or(|n| is_valid_package_name(n))
+        && params
+            .get("version")
+            .is_none_or(|v| Version::parse(v).is_ok())
+        && params.get("key").is_none_or(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !k.starts_with('.')
+        });
+    if valid {
+        Ok(params)
+    } else {
+        Err(ApiError::NotFound)
     }
 }
 

@@ -118,7 +118,7 @@ fn read_access(
     Ok(p)
 }
 
-fn load_package(api: &ApiConfig, name: &str) -> Result<Package, RegistryError> {
+pub(super) fn load_package(api: &ApiConfig, name: &str) -> Result<Package, RegistryError> {
     let path = api.layout.package(name);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -255,7 +255,7 @@ fn retirement_json(release: &Release) -> Option<Value> {
     })
 }
 
-fn iso8601(seconds: i64) -> String {
+pub(super) fn iso8601(seconds: i64) -> String {
     let time =
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
     humantime::format_rfc3339_seconds(time).to_string()

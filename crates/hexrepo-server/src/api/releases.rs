@@ -156,7 +156,7 @@ async fn retire_release(
         &headers,
         remote,
         move |state, api, actor, name, version| {
-            set_retirement(
+            let changed = set_retirement(
                 &api.layout,
                 &api.repository,
                 &api.key,
@@ -165,7 +165,9 @@ async fn retire_release(
                 Some(&retirement),
             )
             .map_err(registry_error)?;
-            record(state, actor, "retire", Some(name), Some(version))?;
+            if !changed.is_empty() {
+                record(state, actor, "retire", Some(name), Some(version))?;
+            }
             Ok(Reply::no_content())
         },
     )
@@ -186,9 +188,12 @@ pub async fn unretire(
         &headers,
         remote_of(remote.as_ref()),
         |state, api, actor, name, version| {
-            set_retirement(&api.layout, &api.repository, &api.key, name, version, None)
-                .map_err(registry_error)?;
-            record(state, actor, "unretire", Some(name), Some(version))?;
+            let changed =
+                set_retirement(&api.layout, &api.repository, &api.key, name, version, None)
+                    .map_err(registry_error)?;
+            if !changed.is_empty() {
+                record(state, actor, "unretire", Some(name), Some(version))?;
+            }
             Ok(Reply::no_content())
         },
     );
@@ -224,6 +229,14 @@ async fn store_docs(
         &headers,
         remote,
         move |state, api, actor, name, version| {
+            // Under the repository lock, so a concurrent revert cannot orphan these docs.
+            let _lock =
+                hexrepo_registry::files::RepoLock::acquire(&api.layout.state_dir().join("lock"))
+                    .map_err(registry_error)?;
+            let package = super::packages::load_package(api, name).map_err(registry_error)?;
+            if !package.releases.iter().any(|r| r.version == version) {
+                return Err(ApiError::NotFound);
+            }
             let path = api.layout.docs(name, version);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -361,4 +374,28 @@ pub(super) fn registry_error(error: RegistryError) -> ApiError {
         RegistryError::RetirementMessage(_) => ApiError::field("message", error.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
+}
+
+/// `GET /packages/NAME/releases/VERSION/docs`: a redirect to the docs tarball.
+pub async fn docs_redirect(
+    State(state): State<AppState>,
+    format: Format,
+    Path(p): Params,
+) -> Response {
+    let result = params(&state, p).and_then(|p| {
+        let api = config(&state)?;
+        let (name, version) = (
+            p.get("name").cloned().unwrap_or_default(),
+            p.get("version").cloned().unwrap_or_default(),
+        );
+        if !api.layout.docs(&name, &version).exists() {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Reply {
+            status: StatusCode::FOUND,
+            body: None,
+            location: Some(format!("{}/docs/{name}-{version}.tar.gz", api.base_url)),
+        })
+    });
+    respond(format, result)
 }

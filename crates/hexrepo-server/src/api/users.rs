@@ -12,13 +12,14 @@ use super::{ApiError, Format, Reply, authorize, respond};
 use crate::router::AppState;
 
 pub async fn me(State(state): State<AppState>, format: Format, request: Request) -> Response {
-    let result = authorize(&state, &request, Permission::ApiRead).map(|actor| {
-        Reply::ok(json!({
+    let result = authorize(&state, &request, Permission::ApiRead).and_then(|actor| {
+        let api = super::config(&state)?;
+        Ok(Reply::ok(json!({
             "username": actor.name,
             "email": null,
             "organizations": [],
-            "permissions": actor.permissions,
-        }))
+            "permissions": super::keys::permissions_json(api, &actor.permissions),
+        })))
     });
     respond(format, result)
 }

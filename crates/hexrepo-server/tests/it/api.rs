@@ -300,3 +300,27 @@ async fn expect_100_continue_is_answered_only_after_auth_and_size_checks() {
     assert!(first.starts_with("HTTP/1.1 100"), "{first}");
     assert!(rest.contains("HTTP/1.1 201"), "{rest}");
 }
+
+#[tokio::test]
+async fn names_and_versions_in_api_paths_cannot_name_other_files() {
+    let (repo, writer, _) = api_repo();
+    std::fs::write(repo.root().join("victim-1.0.0.tar.gz"), b"keep me").unwrap();
+    let auth = [("authorization", writer.as_str())];
+    for (method, uri) in [
+        ("POST", "/api/packages/..%2Fvictim/releases/1.0.0/docs"),
+        ("DELETE", "/api/packages/..%2Fvictim/releases/1.0.0/docs"),
+        ("DELETE", "/api/packages/..%2Fnames/releases/1.0.0"),
+        ("POST", "/api/packages/..%2Fnames/releases/1.0.0/retire"),
+        ("DELETE", "/api/packages/foo/releases/..%2F..%2Fx/docs"),
+        ("GET", "/api/packages/..%2Fversions"),
+        ("GET", "/api/keys/..%2F.hexrepo"),
+        ("POST", "/api/packages/.hidden/releases?replace=false"),
+    ] {
+        let (response, _) = repo.send(method, uri, &auth, b"x".to_vec()).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {uri}");
+    }
+    assert_eq!(
+        std::fs::read(repo.root().join("victim-1.0.0.tar.gz")).unwrap(),
+        b"keep me"
+    );
+}

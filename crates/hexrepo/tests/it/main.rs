@@ -2,6 +2,7 @@
 //! it bundles, through `tools/hex-core`) over a real static server (nginx, `tools/serve-static`).
 //! Missing clients make the tests fail, never skip: `apt-get install -y erlang rebar3 nginx-light`.
 
+mod api;
 mod clients;
 mod hexrepo_build;
 mod interop;
