@@ -179,6 +179,7 @@ impl Publisher<'_> {
         replace: bool,
     ) -> Result<Published, PublishError> {
         let parsed = read_tarball(tarball)?;
+        let info = ReleaseInfo::from_tarball(&parsed);
         let metadata = parsed.metadata;
         let name = metadata.name.clone();
         if let Some(path) = path_name.filter(|p| *p != name) {
@@ -195,25 +196,6 @@ impl Publisher<'_> {
         }
         let version = Version::parse(&metadata.version)?;
         version.is_valid_for_hex()?;
-        let info = ReleaseInfo {
-            version: metadata.version.clone(),
-            inner_checksum: parsed.inner_checksum,
-            outer_checksum: parsed.outer_checksum,
-            dependencies: metadata
-                .requirements
-                .iter()
-                .map(|r| DependencyInfo {
-                    package: r.name.clone(),
-                    requirement: r
-                        .requirement
-                        .clone()
-                        .unwrap_or_else(|| ">= 0.0.0".to_owned()),
-                    optional: r.optional,
-                    app: r.app.clone().unwrap_or_else(|| r.name.clone()),
-                    repository: r.repository.clone(),
-                })
-                .collect(),
-        };
 
         let _lock = RepoLock::acquire(&self.layout.state_dir().join("lock"))?;
         self.check_requirements(&name, &info.dependencies)?;

@@ -4,7 +4,7 @@
 
 use hexfmt::checksum::Checksum;
 use hexfmt::proto::package::{Dependency, Release};
-use hexfmt::tarball::read_tarball;
+use hexfmt::tarball::{Tarball, read_tarball};
 use hexfmt::version::Version;
 use serde::{Deserialize, Serialize};
 
@@ -56,30 +56,36 @@ pub fn analyse_tarball(bytes: &[u8], name: &str, version: &str) -> Result<Releas
         ));
     }
     Version::parse(version).map_err(|e| e.to_string())?;
-    let dependencies = meta
-        .requirements
-        .iter()
-        .map(|r| DependencyInfo {
-            package: r.name.clone(),
-            // mix crashes on a requirement without these; hex.pm substitutes the same defaults.
-            requirement: r
-                .requirement
-                .clone()
-                .unwrap_or_else(|| ">= 0.0.0".to_owned()),
-            optional: r.optional,
-            app: r.app.clone().unwrap_or_else(|| r.name.clone()),
-            repository: r.repository.clone(),
-        })
-        .collect();
-    Ok(ReleaseInfo {
-        version: version.to_owned(),
-        inner_checksum: tarball.inner_checksum,
-        outer_checksum: tarball.outer_checksum,
-        dependencies,
-    })
+    Ok(ReleaseInfo::from_tarball(&tarball))
 }
 
 impl ReleaseInfo {
+    /// The registry facts of a validated tarball: its version, checksums and requirements.
+    pub fn from_tarball(tarball: &Tarball) -> ReleaseInfo {
+        let meta = &tarball.metadata;
+        ReleaseInfo {
+            version: meta.version.clone(),
+            inner_checksum: tarball.inner_checksum,
+            outer_checksum: tarball.outer_checksum,
+            dependencies: meta
+                .requirements
+                .iter()
+                .map(|r| DependencyInfo {
+                    package: r.name.clone(),
+                    // mix crashes on a requirement without these; hex.pm substitutes the same
+                    // defaults.
+                    requirement: r
+                        .requirement
+                        .clone()
+                        .unwrap_or_else(|| ">= 0.0.0".to_owned()),
+                    optional: r.optional,
+                    app: r.app.clone().unwrap_or_else(|| r.name.clone()),
+                    repository: r.repository.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The `Release` message as mix writes it: `optional` and `app` always present,
     /// `repository` only when it names another repository than `repository`.
     pub fn to_proto(&self, repository: &str) -> Release {

@@ -77,6 +77,18 @@ pub fn routes() -> Router<AppState> {
         .nest("/api/repos/{repo}", api)
 }
 
+impl ApiConfig {
+    /// The registry's publisher for this repository.
+    pub fn publisher(&self) -> hexrepo_registry::publish::Publisher<'_> {
+        hexrepo_registry::publish::Publisher {
+            layout: &self.layout,
+            repository: &self.repository,
+            key: &self.key,
+            reserved: &self.reserved,
+        }
+    }
+}
+
 /// Who made an authorized request.
 #[derive(Debug, Clone)]
 pub struct Actor {

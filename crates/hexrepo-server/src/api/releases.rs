@@ -16,7 +16,7 @@ use hexfmt::tarball::MAX_TARBALL_SIZE;
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::audit::{self, AuditEntry};
 use hexrepo_registry::keys::Permission;
-use hexrepo_registry::publish::{PublishError, Publisher};
+use hexrepo_registry::publish::PublishError;
 use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
 use serde_json::json;
 
@@ -52,12 +52,7 @@ async fn publish_release(
     let name = p.get("name").cloned();
     blocking(move || {
         let api = config(&state)?;
-        let publisher = Publisher {
-            layout: &api.layout,
-            repository: &api.repository,
-            key: &api.key,
-            reserved: &api.reserved,
-        };
+        let publisher = api.publisher();
         let outcome = publisher
             .publish(&bytes, name.as_deref(), replace)
             .map_err(publish_error)?;
@@ -107,12 +102,7 @@ pub async fn revert(
         &headers,
         remote_of(remote.as_ref()),
         |state, api, actor, name, version| {
-            let publisher = Publisher {
-                layout: &api.layout,
-                repository: &api.repository,
-                key: &api.key,
-                reserved: &api.reserved,
-            };
+            let publisher = api.publisher();
             publisher.revert(name, version).map_err(registry_error)?;
             record(state, actor, "revert", Some(name), Some(version))?;
             Ok(Reply::no_content())
