@@ -116,12 +116,13 @@ impl Authenticator {
         match self.mode {
             ReadAuth::Required => true,
             ReadAuth::Public => false,
+            // Basic auth configured: no need to look at the key store on every request.
+            ReadAuth::Auto if self.basic.is_some() => true,
             ReadAuth::Auto => {
                 // Any repository key ever created keeps reads closed, revoked or not: revoking a
                 // leaked key must never open the repository to everyone.
                 let (keys, broken) = self.current_keys();
-                self.basic.is_some()
-                    || broken
+                broken
                     || keys
                         .iter()
                         .any(|k| k.permissions.contains(&Permission::Repository))

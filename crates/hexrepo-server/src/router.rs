@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use hexrepo_registry::keys::Permission;
 
 use crate::api::ApiConfig;
@@ -74,30 +74,33 @@ impl AppState {
 /// The application: repository resources, `/healthz` and `/metrics`.
 pub fn router(state: AppState) -> Router {
     let repository = Router::new()
-        .route("/names", get(|s, h| serve(s, h, Some(Resource::Names))))
+        .route(
+            "/names",
+            get(|s, h, p| serve(s, h, p, Some(Resource::Names))),
+        )
         .route(
             "/versions",
-            get(|s, h| serve(s, h, Some(Resource::Versions))),
+            get(|s, h, p| serve(s, h, p, Some(Resource::Versions))),
         )
         .route(
             "/public_key",
-            get(|s, h| serve(s, h, Some(Resource::PublicKey))),
+            get(|s, h, p| serve(s, h, p, Some(Resource::PublicKey))),
         )
         .route(
             "/packages/{name}",
-            get(|s, h, Path(n): Path<String>| serve(s, h, Resource::package(&n))),
+            get(|s, h, p, Path(n): Path<String>| serve(s, h, p, Resource::package(&n))),
         )
         .route(
             "/tarballs/{file}",
-            get(|s, h, Path(f): Path<String>| serve(s, h, Resource::tarball(&f))),
+            get(|s, h, p, Path(f): Path<String>| serve(s, h, p, Resource::tarball(&f))),
         )
         .route(
             "/docs/{file}",
-            get(|s, h, Path(f): Path<String>| serve(s, h, Resource::docs(&f))),
+            get(|s, h, p, Path(f): Path<String>| serve(s, h, p, Resource::docs(&f))),
         )
         .route(
             "/installs/{*path}",
-            get(|s, h, Path(p): Path<String>| serve(s, h, Resource::installs(&p))),
+            get(|s, h, p, Path(path): Path<String>| serve(s, h, p, Resource::installs(&path))),
         )
         .route(
             "/metrics",
@@ -116,19 +119,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether this request's reads need credentials, decided once by the access middleware.
+#[derive(Debug, Clone, Copy)]
+struct PrivateReads(bool);
+
 async fn serve(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Extension(PrivateReads(private)): Extension<PrivateReads>,
     resource: Option<Resource>,
 ) -> Response {
     let Some(resource) = resource else {
         return not_found();
     };
     match state.0.files.get(&resource).await {
-        Ok(Some((info, bytes))) => {
-            let private = state.0.auth.read_requires_credentials();
-            file_response(&headers, &info, bytes, resource.kind(), private)
-        }
+        Ok(Some((info, bytes))) => file_response(&headers, &info, bytes, resource.kind(), private),
         Ok(None) => not_found(),
         Err(e) => {
             tracing::error!("reading {}: {e}", resource.relative_path());
@@ -150,10 +155,11 @@ fn metrics_response(state: &AppState) -> Response {
 
 async fn require_read_access(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let required = state.0.auth.read_requires_credentials();
+    request.extensions_mut().insert(PrivateReads(required));
     match state
         .0
         .auth

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::Layout;
 use hexrepo_registry::build::{BuildOptions, build};
@@ -27,7 +28,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
-    init_logging(settings.log_format.value);
+    let _log_guard = init_logging(settings.log_format.value);
     let layout = Layout::new(&settings.public_dir.value);
     if !layout.names().exists() {
         create_repository(&settings, &layout)?;
@@ -111,6 +112,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
         tracing::info!(%local, "listening");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        // Responses are written whole; no reason to let Nagle delay the last segment.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -228,18 +233,25 @@ fn print_banner(
     );
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a buffered background writer, so a request never waits on a
+/// `write` syscall for its access-log line. Lines are never dropped (the writer blocks when its
+/// buffer is full); the returned guard flushes what is left when `serve` returns.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight responses then finish before `serve` returns.
