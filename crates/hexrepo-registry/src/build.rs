@@ -16,6 +16,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use hexfmt::checksum::Checksum;
 use hexfmt::keys::{PrivateKey, PublicKey};
 use hexfmt::proto::names::{self, Names};
 use hexfmt::proto::package::{Package, Release};
@@ -25,7 +26,7 @@ use hexfmt::version::Version;
 use prost::Message as _;
 use rayon::prelude::*;
 
-use crate::cache::{BuildCache, FileStamp};
+use crate::cache::{BuildCache, FileStamp, OutputRecord};
 use crate::error::{InvalidTarball, RegistryError, io_err};
 use crate::files::{Batch, RepoLock, sync_dir};
 use crate::index::retired_indexes;
@@ -117,6 +118,8 @@ struct Plan {
     versions: Output,
     names: Output,
     stale: Vec<String>,
+    /// Each output's cache name, path, input digest and retired indexes, recorded once written.
+    records: Vec<(String, PathBuf, String, Vec<i32>)>,
 }
 
 /// Builds or updates the registry. See the module documentation.
@@ -140,13 +143,29 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
     }
     let packages_dir = layout.packages_dir();
     fs::create_dir_all(&packages_dir).map_err(io_err("creating", &packages_dir))?;
-    let plan = plan_outputs(opts, &packages)?;
+    let mut plan = plan_outputs(opts, &packages, &cache)?;
+    let records = std::mem::take(&mut plan.records);
     write_plan(opts, plan, &mut report)?;
 
     let present: HashSet<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
     let cached_before = cache.len();
     cache.retain(|name| present.contains(name));
-    if report.tarballs_read > 0 || cache.len() != cached_before {
+    let outputs = records
+        .into_iter()
+        .filter_map(|(name, path, digest, retired)| {
+            let stamp = FileStamp::of(&fs::metadata(path).ok()?);
+            Some((
+                name,
+                OutputRecord {
+                    stamp,
+                    digest,
+                    retired,
+                },
+            ))
+        })
+        .collect();
+    let outputs_changed = cache.set_outputs(&opts.key.public_key().fingerprint(), outputs);
+    if report.tarballs_read > 0 || cache.len() != cached_before || outputs_changed {
         cache.save(&cache_path)?;
     }
     report.packages = packages.len();
@@ -205,11 +224,18 @@ fn collect_releases(
 fn plan_outputs(
     opts: &BuildOptions<'_>,
     packages: &BTreeMap<String, Vec<ReleaseEntry>>,
+    cache: &BuildCache,
 ) -> Result<Plan, RegistryError> {
     let public = opts.key.public_key();
-    let package_outputs: Vec<(Output, Vec<i32>)> = packages
+    let fingerprint = public.fingerprint();
+    let known = Known {
+        cache,
+        fingerprint: &fingerprint,
+        public: &public,
+    };
+    let package_outputs: Vec<(Output, Vec<i32>, String)> = packages
         .par_iter()
-        .map(|(name, releases)| package_output(opts, &public, name, releases))
+        .map(|(name, releases)| package_output(opts, &known, name, releases))
         .collect::<Result<_, _>>()?;
     let names = Names {
         packages: packages
@@ -228,7 +254,7 @@ fn plan_outputs(
         packages: packages
             .iter()
             .zip(&package_outputs)
-            .map(|((name, releases), (_, retired))| versions::Package {
+            .map(|((name, releases), (_, retired, _))| versions::Package {
                 name: name.clone(),
                 versions: releases.iter().map(|r| r.info.version.clone()).collect(),
                 retired: retired.clone(),
@@ -238,20 +264,45 @@ fn plan_outputs(
         repository: opts.repository.to_owned(),
     };
     let layout = opts.layout;
+    let (names, names_digest) = signed_output(
+        &known,
+        "names",
+        &layout.names(),
+        names.encode_to_vec(),
+        opts.key,
+    )?;
+    let (versions, versions_digest) = signed_output(
+        &known,
+        "versions",
+        &layout.versions(),
+        versions.encode_to_vec(),
+        opts.key,
+    )?;
+    let mut records = vec![
+        ("names".to_owned(), layout.names(), names_digest, Vec::new()),
+        (
+            "versions".to_owned(),
+            layout.versions(),
+            versions_digest,
+            Vec::new(),
+        ),
+    ];
+    let mut outputs = Vec::with_capacity(packages.len());
+    for (name, (output, retired, digest)) in packages.keys().zip(package_outputs) {
+        records.push((
+            format!("packages/{name}"),
+            layout.package(name),
+            digest,
+            retired,
+        ));
+        outputs.push((name.clone(), output));
+    }
     Ok(Plan {
-        names: signed_output(&layout.names(), names.encode_to_vec(), opts.key, &public)?,
-        versions: signed_output(
-            &layout.versions(),
-            versions.encode_to_vec(),
-            opts.key,
-            &public,
-        )?,
+        names,
+        versions,
         stale: stale_packages(&layout.packages_dir(), packages)?,
-        packages: packages
-            .keys()
-            .cloned()
-            .zip(package_outputs.into_iter().map(|(output, _)| output))
-            .collect(),
+        packages: outputs,
+        records,
     })
 }
 
@@ -288,14 +339,18 @@ fn write_plan(
             );
         }
     }
+    let mut package_files = Vec::new();
     for (name, output) in plan.packages {
-        stage(
-            &mut batch,
-            &mut report.changes,
-            layout.package(&name),
-            output,
-        )?;
+        if let Output::Write(action, bytes) = output {
+            let path = layout.package(&name);
+            report.changes.push(Change {
+                action,
+                path: path.clone(),
+            });
+            package_files.push((path, bytes));
+        }
     }
+    batch.stage_all(&package_files)?;
     let mut index_changes = Vec::new();
     stage(
         &mut batch,
@@ -384,11 +439,28 @@ pub fn is_valid_package_name(name: &str) -> bool {
 /// The new `packages/NAME` and the indexes of its retired versions.
 fn package_output(
     opts: &BuildOptions<'_>,
-    public: &PublicKey,
+    known: &Known<'_>,
     name: &str,
     releases: &[ReleaseEntry],
-) -> Result<(Output, Vec<i32>), RegistryError> {
+) -> Result<(Output, Vec<i32>, String), RegistryError> {
     let path = opts.layout.package(name);
+    // What the package is computed from, before anything is carried over from the old file.
+    let digest = Checksum::sha256(
+        &Package {
+            releases: releases
+                .iter()
+                .map(|r| r.info.to_proto(opts.repository))
+                .collect(),
+            name: name.to_owned(),
+            repository: opts.repository.to_owned(),
+            advisories: Vec::new(),
+        }
+        .encode_to_vec(),
+    )
+    .to_hex_lower();
+    if let Some(record) = known.unchanged(&format!("packages/{name}"), &path, &digest) {
+        return Ok((Output::Unchanged, record.retired.clone(), digest));
+    }
     let existing = read_optional(&path)?;
     let previous: Option<Package> = existing
         .as_deref()
@@ -420,19 +492,44 @@ fn package_output(
         existing.as_deref(),
         package.encode_to_vec(),
         opts.key,
-        public,
+        known.public,
     );
-    Ok((output, retired))
+    Ok((output, retired, digest))
 }
 
+/// `names` or `versions`: unchanged without reading when its record matches, else compared.
 fn signed_output(
-    path: &std::path::Path,
+    known: &Known<'_>,
+    name: &str,
+    path: &Path,
     payload: Vec<u8>,
     key: &PrivateKey,
-    public: &PublicKey,
-) -> Result<Output, RegistryError> {
+) -> Result<(Output, String), RegistryError> {
+    let digest = Checksum::sha256(&payload).to_hex_lower();
+    if known.unchanged(name, path, &digest).is_some() {
+        return Ok((Output::Unchanged, digest));
+    }
     let existing = read_optional(path)?;
-    Ok(compare_and_sign(existing.as_deref(), payload, key, public))
+    Ok((
+        compare_and_sign(existing.as_deref(), payload, key, known.public),
+        digest,
+    ))
+}
+
+/// What the build cache remembers of the outputs, with the key they must be signed by.
+struct Known<'a> {
+    cache: &'a BuildCache,
+    fingerprint: &'a str,
+    public: &'a PublicKey,
+}
+
+impl Known<'_> {
+    /// The record of an output that is exactly as we left it: same file, same inputs.
+    fn unchanged(&self, name: &str, path: &Path, digest: &str) -> Option<&OutputRecord> {
+        let record = self.cache.output(name, self.fingerprint)?;
+        let stamp = fs::metadata(path).ok().map(|m| FileStamp::of(&m))?;
+        (record.stamp == stamp && record.digest == digest).then_some(record)
+    }
 }
 
 /// Unchanged when the file in place carries this payload with a valid signature by this key.

@@ -1,5 +1,6 @@
 //! The build cache: what each tarball file yielded last time, keyed by its size, mtime and
-//! inode, so a rebuild reads only tarballs that changed. Stored as JSON in
+//! inode, so a rebuild reads only tarballs that changed; and what each output file was when we
+//! last wrote or verified it, so a rebuild reads only outputs that may have changed. Stored as JSON in
 //! `.hexrepo/build-cache.json`; a missing, unreadable or old-format cache just means a full
 //! re-read, never a wrong registry (outputs are always compared by content before writing).
 
@@ -10,11 +11,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::RegistryError;
-use crate::files::write_atomic;
+use crate::error::{RegistryError, io_err};
 use crate::release::ReleaseInfo;
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A file's identity as far as the cache is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,9 +44,25 @@ impl FileStamp {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct CacheFile<T> {
+struct CacheFile<T, O> {
     format: u32,
     tarballs: T,
+    /// Fingerprint of the key the outputs were signed with: another key trusts no output.
+    key: Option<String>,
+    outputs: O,
+}
+
+/// An output file as we last wrote or verified it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// The file's identity then.
+    pub stamp: FileStamp,
+    /// SHA-256 of what the output was computed from (its payload, or for a package the payload
+    /// before retirements and publication times are carried over).
+    pub digest: String,
+    /// For a package: the retired indexes it held, which `versions` repeats.
+    #[serde(default)]
+    pub retired: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,10 +71,14 @@ struct CachedRelease {
     release: ReleaseInfo,
 }
 
+type Parsed = CacheFile<HashMap<String, CachedRelease>, HashMap<String, OutputRecord>>;
+
 /// The cache in memory.
 #[derive(Debug, Default)]
 pub struct BuildCache {
     tarballs: HashMap<String, CachedRelease>,
+    key: Option<String>,
+    outputs: HashMap<String, OutputRecord>,
 }
 
 impl BuildCache {
@@ -66,12 +86,13 @@ impl BuildCache {
     pub fn load(path: &Path) -> BuildCache {
         let parsed = fs::read(path)
             .ok()
-            .and_then(|bytes| {
-                serde_json::from_slice::<CacheFile<HashMap<String, CachedRelease>>>(&bytes).ok()
-            })
+            .and_then(|bytes| serde_json::from_slice::<Parsed>(&bytes).ok())
             .filter(|file| file.format == FORMAT);
+        let parsed = parsed.unwrap_or_default();
         BuildCache {
-            tarballs: parsed.map(|f| f.tarballs).unwrap_or_default(),
+            tarballs: parsed.tarballs,
+            key: parsed.key,
+            outputs: parsed.outputs,
         }
     }
 
@@ -94,18 +115,43 @@ impl BuildCache {
         self.tarballs.retain(|name, _| keep(name));
     }
 
-    /// Saves the cache atomically.
+    /// Saves the cache by rename, without waiting for the disk: after a crash it is at worst
+    /// missing or unreadable, which costs one full re-read, never a wrong registry.
     pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
         let file = CacheFile {
             format: FORMAT,
             tarballs: &self.tarballs,
+            key: self.key.clone(),
+            outputs: &self.outputs,
         };
         let bytes = serde_json::to_vec(&file).expect("the cache always serialises");
-        write_atomic(path, &bytes)
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        fs::write(&tmp, &bytes)
+            .and_then(|()| fs::rename(&tmp, path))
+            .map_err(io_err("writing", path))
     }
 }
 
 impl BuildCache {
+    /// The record of output `name` (relative path), if made with the key `fingerprint`.
+    pub fn output(&self, name: &str, fingerprint: &str) -> Option<&OutputRecord> {
+        (self.key.as_deref() == Some(fingerprint))
+            .then(|| self.outputs.get(name))
+            .flatten()
+    }
+
+    /// Replaces every output record; returns whether anything differs from before.
+    pub fn set_outputs(
+        &mut self,
+        fingerprint: &str,
+        outputs: HashMap<String, OutputRecord>,
+    ) -> bool {
+        let changed = self.key.as_deref() != Some(fingerprint) || self.outputs != outputs;
+        self.key = Some(fingerprint.to_owned());
+        self.outputs = outputs;
+        changed
+    }
+
     /// Number of cached tarballs.
     pub fn len(&self) -> usize {
         self.tarballs.len()

@@ -22,17 +22,23 @@ impl Batch {
     /// Writes `bytes` to a temporary file beside `target` (mode 0644, whatever the umask).
     pub fn stage(&mut self, target: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         let tmp = temp_path(target);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
         self.staged.push((tmp.clone(), target.to_owned()));
-        file.write_all(bytes).map_err(io_err("writing", &tmp))?;
-        file.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_err("setting permissions of", &tmp))?;
-        Ok(())
+        write_temp(&tmp, bytes)
+    }
+
+    /// Stages many files at once, writing them in parallel; they commit in the given order.
+    pub fn stage_all(&mut self, files: &[(PathBuf, Vec<u8>)]) -> Result<(), RegistryError> {
+        use rayon::prelude::*;
+        let staged: Vec<(PathBuf, PathBuf)> = files
+            .iter()
+            .map(|(target, _)| (temp_path(target), target.clone()))
+            .collect();
+        // Recorded before writing, so a failure part-way still removes every temporary on drop.
+        self.staged.extend(staged.iter().cloned());
+        staged
+            .par_iter()
+            .zip(files.par_iter())
+            .try_for_each(|((tmp, _), (_, bytes))| write_temp(tmp, bytes))
     }
 
     /// Flushes every staged file to disk, then renames them into place in staging order.
@@ -81,6 +87,18 @@ impl Drop for Batch {
             let _ = fs::remove_file(tmp);
         }
     }
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(io_err("creating", tmp))?;
+    file.write_all(bytes).map_err(io_err("writing", tmp))?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_err("setting permissions of", tmp))
 }
 
 /// Writes one file atomically (a batch of one).

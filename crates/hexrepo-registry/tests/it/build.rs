@@ -367,3 +367,56 @@ fn a_reader_never_sees_a_partial_or_unverifiable_file_during_rebuilds() {
         assert!(reader.join().unwrap() > 0);
     });
 }
+
+#[test]
+fn an_output_changed_behind_the_builds_back_is_checked_and_repaired() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    fs::write(layout.package("acme_core"), b"tampered").unwrap();
+    let report = run_build(&layout);
+    assert_eq!(
+        change_lines(&layout, &report),
+        ["* updating packages/acme_core"]
+    );
+    assert_eq!(
+        gunzip(&layout.package("acme_core")),
+        gunzip(&fixture().join("public/packages/acme_core"))
+    );
+    assert!(run_build(&layout).changes.is_empty());
+}
+
+#[test]
+fn a_new_signing_key_re_signs_every_file() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    let other = hexfmt::keys::PrivateKey::generate(hexfmt::keys::KeyBits::Rsa2048).unwrap();
+    let report = hexrepo_registry::build::build(&hexrepo_registry::build::BuildOptions {
+        layout: &layout,
+        repository: REPO,
+        key: &other,
+        skip_invalid: false,
+    })
+    .unwrap();
+    assert_eq!(
+        report.changes.len(),
+        8,
+        "public_key, 5 packages, names, versions: {:?}",
+        report.changes
+    );
+    let public = other.public_key();
+    for name in [
+        "acme_core",
+        "acme_web",
+        "pkg_00001",
+        "pkg_00002",
+        "pkg_00003",
+    ] {
+        read_package(
+            &fs::read(layout.package(name)).unwrap(),
+            &public,
+            REPO,
+            name,
+        )
+        .unwrap();
+    }
+}
