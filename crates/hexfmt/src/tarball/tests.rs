@@ -194,3 +194,27 @@ proptest! {
         let _ = read_tarball(&bytes);
     }
 }
+
+#[test]
+fn refuses_a_second_gzip_member_that_could_hide_entries() {
+    // contents.tar.gz = a benign member followed by one holding an unsafe path.
+    let benign = good().build();
+    let member = |path: &str| {
+        let mut tar = tar::Builder::new(Vec::new());
+        append(&mut tar, path, b"x");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
+        io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    };
+    let contents = [member("lib/ok.ex"), member("../evil")].concat();
+    let metadata = metadata("foo", "1.0.0").to_config();
+    let checksum = Checksum::sha256_parts(&[b"3", &metadata, &contents]).to_hex_upper();
+    let mut outer = tar::Builder::new(Vec::new());
+    append(&mut outer, "VERSION", b"3");
+    append(&mut outer, "CHECKSUM", checksum.as_bytes());
+    append(&mut outer, "metadata.config", &metadata);
+    append(&mut outer, "contents.tar.gz", &contents);
+    let err = read_tarball(&outer.into_inner().unwrap()).unwrap_err();
+    assert!(matches!(err, TarballError::Contents(_)), "{err}");
+    read_tarball(&benign).unwrap();
+}
