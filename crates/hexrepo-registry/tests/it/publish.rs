@@ -236,9 +236,20 @@ fn a_retry_completes_an_interrupted_publish() {
     let old_names = fs::read(layout.names()).unwrap();
     let bar = tarball("bar", "1.0.0", &[], "b");
     publisher.publish(&bar, None, false).unwrap();
-    // As if the process died after renaming packages/bar but before versions and names.
+    // As if the process died after renaming packages/bar but before versions and names:
+    // clients already see bar through packages/bar, and verify accepts the repository.
     fs::write(layout.versions(), old_versions).unwrap();
     fs::write(layout.names(), old_names).unwrap();
+    let report = verify(&DirSource(layout.clone()), REPO, &key.public_key());
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("packages/bar: not yet listed")),
+        "{:?}",
+        report.notes
+    );
     let retry = publisher.publish(&bar, None, false).unwrap();
     assert!(!retry.created, "the retry completed the first attempt");
     let versions = read_versions(

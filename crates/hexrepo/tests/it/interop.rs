@@ -264,3 +264,52 @@ fn rebar3_rejects_tarball_not_matching_registry() {
         describe(&cmd, &output)
     );
 }
+
+/// Tarballs written by our own builder (`hexfmt::tarball::TarballBuilder`) are unpacked by
+/// hex_core with the checksums we compute and the files and requirements we wrote.
+#[test]
+fn hex_core_unpacks_tarballs_our_builder_writes() {
+    use hexfmt::metadata::{Metadata, MetadataRequirement};
+    use hexfmt::tarball::{TarballBuilder, read_tarball};
+    require_hex_core();
+    let tmp = crate::support::temp_dir();
+    let metadata = Metadata {
+        name: "built".into(),
+        version: "1.2.3-rc.1".into(),
+        app: Some("built".into()),
+        description: Some("Made by hexfmt's builder, ünïcode included".into()),
+        licenses: vec!["Apache-2.0".into()],
+        build_tools: vec!["rebar3".into()],
+        requirements: vec![MetadataRequirement {
+            name: "dep_a".into(),
+            app: Some("dep_a".into()),
+            requirement: Some("~> 1.0".into()),
+            optional: true,
+            repository: Some("hexpm".into()),
+        }],
+        ..Metadata::default()
+    };
+    let bytes = TarballBuilder::new(&metadata)
+        .file("src/built.erl", "-module(built).\n")
+        .file("rebar.config", "{deps, []}.\n")
+        .symlink("src/alias.erl", "built.erl")
+        .build();
+    let ours = read_tarball(&bytes).unwrap();
+    let path = tmp.path().join("built-1.2.3-rc.1.tar");
+    fs::write(&path, &bytes).unwrap();
+    // hex_core accepts the in-tree symlink; its in-memory unpack lists regular files only.
+    let unpacked = clients::unpack_all(std::slice::from_ref(&path)).remove(0);
+    assert_eq!(
+        (unpacked.name.as_str(), unpacked.version.as_str()),
+        ("built", "1.2.3-rc.1")
+    );
+    assert_eq!(unpacked.inner_checksum, ours.inner_checksum.to_hex_lower());
+    assert_eq!(unpacked.outer_checksum, ours.outer_checksum.to_hex_lower());
+    for expected in ["src/built.erl", "rebar.config", "dep_a", "~> 1.0", "hexpm"] {
+        assert!(
+            unpacked.json.contains(expected),
+            "{expected} missing from {}",
+            unpacked.json
+        );
+    }
+}
