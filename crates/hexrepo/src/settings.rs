@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
 use serde::Deserialize;
 
 /// Every environment variable hexrepo reads, in one place.
@@ -37,6 +38,8 @@ pub mod env {
     pub const CACHE_MIB: &str = "HEXREPO_CACHE_MIB";
     /// The URL clients use, when it differs from the listening address (behind a proxy).
     pub const PUBLIC_URL: &str = "HEXREPO_PUBLIC_URL";
+    /// Package names nobody may publish, comma-separated.
+    pub const RESERVED_NAMES: &str = "HEXREPO_RESERVED_NAMES";
 }
 
 /// The config file looked for in the working directory when none is named.
@@ -82,6 +85,9 @@ pub struct Flags {
     /// URL clients use, if not the listening address [env: HEXREPO_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Package names nobody may publish, comma-separated [env: HEXREPO_RESERVED_NAMES; default: hex.pm's list].
+    #[arg(long, value_delimiter = ',')]
+    pub reserved_names: Option<Vec<String>>,
 }
 
 /// The config file's keys, the same names as the flags with `_`.
@@ -99,6 +105,7 @@ struct FileConfig {
     log_format: Option<String>,
     cache_mib: Option<u64>,
     public_url: Option<String>,
+    reserved_names: Option<Vec<String>>,
 }
 
 /// Where a value came from.
@@ -181,6 +188,8 @@ pub struct Settings {
     pub cache_mib: Setting<u64>,
     /// URL clients use.
     pub public_url: Setting<Option<String>>,
+    /// Package names nobody may publish.
+    pub reserved_names: Setting<Vec<String>>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -324,6 +333,23 @@ impl Settings {
                 (file.public_url, f),
                 String::new(),
             )?),
+            reserved_names: pick(
+                flags.reserved_names,
+                env::RESERVED_NAMES,
+                |raw: &str| {
+                    Ok(raw
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect())
+                },
+                (file.reserved_names, f),
+                DEFAULT_RESERVED_NAMES
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect(),
+            )?,
             config_file,
         };
         settings.validate()?;
@@ -371,6 +397,7 @@ impl Settings {
             line("log_format", &self.log_format),
             line("cache_mib", &self.cache_mib),
             line("public_url", &self.public_url),
+            line("reserved_names", &self.reserved_names),
         ]
     }
 }

@@ -11,7 +11,6 @@ use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::Layout;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
-use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
@@ -67,10 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             layout: layout.clone(),
             repository: repository.clone(),
             key,
-            reserved: DEFAULT_RESERVED_NAMES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            reserved: settings.reserved_names.value.clone(),
             base_url,
         });
         AppState::new(ServerConfig {

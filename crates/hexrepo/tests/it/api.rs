@@ -1037,3 +1037,49 @@ fn concurrent_publishers_lose_nothing() {
     assert_eq!(published, 320, "publish lines in the audit log");
     eprintln!("320 concurrent publishes took {elapsed:?}");
 }
+
+/// `--reserved-names` replaces hex.pm's list: the configured names are refused, others publish.
+#[test]
+fn configured_reserved_names_are_refused() {
+    use hexfmt::metadata::Metadata;
+    use hexfmt::tarball::TarballBuilder;
+    let tmp = temp_dir();
+    let public = tmp.path().join("public");
+    let server = HexrepoServer::start(
+        tmp.path(),
+        &public,
+        &tmp.path().join("private_key.pem"),
+        &["--name", REPO, "--reserved-names", "secret_pkg,internal"],
+    );
+    let key = create_key(tmp.path(), &public, PUBLISHER, false);
+    let tarball = |name: &str| {
+        let metadata = Metadata {
+            name: name.into(),
+            version: "1.0.0".into(),
+            app: Some(name.into()),
+            ..Metadata::default()
+        };
+        TarballBuilder::new(&metadata)
+            .file("src/x.erl", "-module(x).")
+            .build()
+    };
+    let publish = |name: &str| {
+        let headers = [
+            ("authorization", key.as_str()),
+            ("content-type", "application/octet-stream"),
+        ];
+        http_request(
+            server.port(),
+            "POST",
+            "/api/publish?replace=false",
+            &headers,
+            &tarball(name),
+        )
+        .unwrap()
+    };
+    let refused = publish("secret_pkg");
+    assert_eq!(refused.status, 422);
+    assert!(String::from_utf8_lossy(&refused.body).contains("reserved"));
+    // The configured list replaces the default: "elixir" is allowed here.
+    assert_eq!(publish("elixir").status, 201);
+}
