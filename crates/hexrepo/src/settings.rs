@@ -336,19 +336,9 @@ impl Settings {
             reserved_names: pick(
                 flags.reserved_names,
                 env::RESERVED_NAMES,
-                |raw: &str| {
-                    Ok(raw
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|n| !n.is_empty())
-                        .map(str::to_owned)
-                        .collect())
-                },
+                comma_list,
                 (file.reserved_names, f),
-                DEFAULT_RESERVED_NAMES
-                    .iter()
-                    .map(|n| (*n).to_owned())
-                    .collect(),
+                default_reserved_names(),
             )?,
             config_file,
         };
@@ -400,6 +390,24 @@ impl Settings {
             line("reserved_names", &self.reserved_names),
         ]
     }
+}
+
+/// A comma-separated list, blanks dropped.
+#[allow(clippy::unnecessary_wraps)] // same shape as `parsed`, to be passed to `pick`
+fn comma_list(raw: &str) -> anyhow::Result<Vec<String>> {
+    Ok(raw
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn default_reserved_names() -> Vec<String> {
+    DEFAULT_RESERVED_NAMES
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect()
 }
 
 /// Maps a word setting onto its value, naming the allowed words and the layer on error.
