@@ -23,7 +23,7 @@ mod tests;
 pub use decode::decode;
 pub use encode::encode;
 
-/// Deepest nesting of lists, tuples and maps [`decode`] accepts.
+/// Deepest nesting of lists, tuples and maps [`decode()`] accepts.
 pub const MAX_DEPTH: usize = 100;
 
 /// Longest atom Erlang allows, in characters.
@@ -36,16 +36,16 @@ pub enum Term {
     Nil,
     /// The atoms `true` and `false`.
     Bool(bool),
-    /// Any other atom, by name. Never `nil`, `true` or `false`: [`decode`] returns those as
+    /// Any other atom, by name. Never `nil`, `true` or `false`: [`decode()`] returns those as
     /// [`Term::Nil`] and [`Term::Bool`].
     Atom(String),
     /// An integer that fits an `i64`.
     Integer(i64),
-    /// An integer outside `i64` but inside `i128`. [`decode`] returns this only for values no
+    /// An integer outside `i64` but inside `i128`. [`decode()`] returns this only for values no
     /// `i64` holds: `BigInt(5)` is written like `Integer(5)` and reads back as `Integer(5)`.
     BigInt(i128),
-    /// A float. Erlang has no NaN or infinity: [`decode`] rejects them, and Erlang rejects
-    /// what [`encode`] writes for them.
+    /// A float. Erlang has no NaN or infinity: [`decode()`] rejects them, and Erlang rejects
+    /// what [`encode()`] writes for them.
     Float(f64),
     /// A binary: Hex's strings, UTF-8 text.
     Binary(Vec<u8>),
@@ -53,7 +53,7 @@ pub enum Term {
     List(Vec<Term>),
     /// A tuple.
     Tuple(Vec<Term>),
-    /// A map, pairs in wire order; [`decode`] rejects duplicate keys, as Erlang does.
+    /// A map, pairs in wire order; [`decode()`] rejects duplicate keys, as Erlang does.
     Map(Vec<(Term, Term)>),
 }
 
