@@ -630,3 +630,29 @@ fn revoking_the_last_key_keeps_the_repository_closed() {
         "anonymous read after revoking the only key"
     );
 }
+
+/// `--log-format json` writes one JSON object per request, and SIGTERM flushes the buffered log.
+#[test]
+fn access_log_lines_are_json_when_asked() {
+    let tmp = crate::support::temp_dir();
+    let public = tmp.path().join("public");
+    let mut server = crate::serve_support::HexrepoServer::start(
+        tmp.path(),
+        &public,
+        &tmp.path().join("key.pem"),
+        &["--name", "acme", "--log-format", "json"],
+    );
+    let response = crate::serve_support::http_get(server.port(), "/names", &[]).unwrap();
+    assert_eq!(response.status, 200);
+    server.shutdown();
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(r#""path":"/names""#))
+        .unwrap_or_else(|| panic!("no JSON access line for /names in:\n{log}"));
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["method"], "GET");
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["bytes"].as_u64(), Some(response.body.len() as u64));
+    assert!(entry["duration_ms"].as_f64().is_some(), "{line}");
+}
