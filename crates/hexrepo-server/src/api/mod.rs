@@ -144,21 +144,18 @@ fn authorize<B>(
     request: &Request<B>,
     needed: Permission,
 ) -> Result<Actor, ApiError> {
-    authorize_headers(
-        state,
-        request.headers(),
-        request.extensions().get::<ConnectInfo<SocketAddr>>(),
-        needed,
-    )
+    let mut actor = authorize_headers(state, request.headers(), needed)?;
+    actor.remote = remote_address(request);
+    Ok(actor)
 }
 
+/// Authorizes by headers alone; the caller fills in the client's address.
 fn authorize_headers(
     state: &AppState,
     headers: &HeaderMap,
-    remote: Option<&ConnectInfo<SocketAddr>>,
     needed: Permission,
 ) -> Result<Actor, ApiError> {
-    let remote = remote.map(|c| c.0.ip().to_string());
+    let remote = None;
     match state.auth().identify(headers) {
         Identity::Anonymous => Err(ApiError::Unauthorized("missing authentication information")),
         Identity::Invalid => Err(ApiError::Unauthorized("invalid API key")),
@@ -174,6 +171,14 @@ fn authorize_headers(
         }),
         Identity::Key(_) => Err(ApiError::Forbidden("key not authorized for this action")),
     }
+}
+
+/// The client's IP address, when the server records connections (it does in `hexrepo serve`).
+fn remote_address<B>(request: &Request<B>) -> Option<String> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
 }
 
 /// The key store of the repository.

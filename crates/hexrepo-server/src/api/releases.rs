@@ -128,10 +128,7 @@ async fn retire_release(
 ) -> Result<Reply, ApiError> {
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
-    let remote = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let remote = super::remote_address(&request);
     let body = decode_body(&headers, &read_limited_body(request).await?)?;
     let reason: Reason = body["reason"]
         .as_str()
@@ -207,10 +204,7 @@ async fn store_docs(
 ) -> Result<Reply, ApiError> {
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
-    let remote = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let remote = super::remote_address(&request);
     let bytes = read_limited_body(request).await?;
     hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
@@ -296,7 +290,7 @@ async fn release_write_with_headers(
     + 'static,
 ) -> Result<Reply, ApiError> {
     let p = params(&state, p)?;
-    let mut actor = super::authorize_headers(&state, headers, None, Permission::ApiWrite)?;
+    let mut actor = super::authorize_headers(&state, headers, Permission::ApiWrite)?;
     actor.remote = remote;
     let (Some(name), Some(version)) = (p.get("name").cloned(), p.get("version").cloned()) else {
         return Err(ApiError::NotFound);
