@@ -656,3 +656,29 @@ fn access_log_lines_are_json_when_asked() {
     assert_eq!(entry["bytes"].as_u64(), Some(response.body.len() as u64));
     assert!(entry["duration_ms"].as_f64().is_some(), "{line}");
 }
+
+/// `hexrepo verify URL` audits a served repository over HTTP, with credentials when needed.
+#[test]
+fn verify_audits_a_served_repository_over_http() {
+    let tmp = built_fixture();
+    let public = tmp.path().join("public");
+    let server = serve_fixture(
+        &tmp,
+        &["--auth-username", "team", "--auth-password", "s3cret"],
+    );
+    let verify = |extra: &[&str]| {
+        let mut cmd = hexrepo_in(tmp.path(), &["verify"]);
+        cmd.arg(server.url())
+            .args(["--name", "acme", "--public-key"])
+            .arg(public.join("public_key"))
+            .args(extra);
+        cmd
+    };
+    let output = all_output(&run(&mut verify(&["--auth", "team:s3cret"])));
+    assert!(
+        output.contains("ok: 5 packages, 10 releases checked, 0 problems"),
+        "{output}"
+    );
+    let refused = all_output(&run_expecting_failure(&mut verify(&[])));
+    assert!(refused.contains("HTTP 401"), "{refused}");
+}
