@@ -1,0 +1,342 @@
+//! The local-disk backend: a repository folder, exactly the layout `mix hex.registry build`
+//! writes, so nginx or any static server can serve it too.
+//!
+//! A write goes to a temporary file beside its target (a dot-name, never served), reaches the
+//! disk, and is renamed into place. Conditional writes compare the target's version token under
+//! an `flock` on `.hexrepo/store.lock`, which every writer through this backend takes. The
+//! token is inode, mtime and size; each write stamps its file with the current time to the
+//! nanosecond, so two writes in one coarse filesystem tick still get different tokens.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use crate::error::{StoreError, io_err};
+use crate::{Fetched, Meta, Object, Precondition, STATE_DIR, Write};
+
+#[derive(Debug)]
+pub(crate) struct LocalDisk {
+    root: PathBuf,
+}
+
+impl LocalDisk {
+    pub(crate) fn new(root: PathBuf) -> LocalDisk {
+        LocalDisk { root }
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn file(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    pub(crate) fn version(&self, path: &str) -> Option<String> {
+        fs::metadata(self.file(path)).ok().map(|m| version_of(&m))
+    }
+
+    pub(crate) fn get(&self, path: &str, version: Option<&str>) -> Result<Fetched, StoreError> {
+        let file_path = self.file(path);
+        let mut file = match File::open(&file_path) {
+            Ok(file) => file,
+            Err(e) if is_missing(&e) => return Ok(Fetched::Missing),
+            Err(e) => return Err(io_err("opening", &file_path)(e)),
+        };
+        // Identity and bytes from one open file, so they always belong together.
+        let meta = file.metadata().map_err(io_err("reading", &file_path))?;
+        if !meta.is_file() {
+            return Ok(Fetched::Missing);
+        }
+        let meta = meta_of(path, &meta);
+        if version == Some(meta.version.as_str()) {
+            return Ok(Fetched::NotModified);
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(io_err("reading", &file_path))?;
+        Ok(Fetched::Found(Object {
+            bytes: Bytes::from(bytes),
+            meta,
+        }))
+    }
+
+    pub(crate) fn head(&self, path: &str) -> Result<Option<Meta>, StoreError> {
+        let file_path = self.file(path);
+        match fs::metadata(&file_path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta_of(path, &meta))),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(io_err("reading", &file_path)(e)),
+        }
+    }
+
+    pub(crate) fn put(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        precondition: &Precondition,
+    ) -> Result<String, StoreError> {
+        let mut versions = self.commit_paths(&[(path.to_owned(), bytes, precondition)])?;
+        Ok(versions.pop().unwrap_or_default())
+    }
+
+    pub(crate) fn commit(&self, writes: &[Write]) -> Result<Vec<String>, StoreError> {
+        let writes: Vec<(String, &[u8], &Precondition)> = writes
+            .iter()
+            .map(|w| (w.key.path(), &w.bytes[..], &w.precondition))
+            .collect();
+        self.commit_paths(&writes)
+    }
+
+    /// Stages every write, checks every precondition under the store lock, makes the staged
+    /// files durable with one `syncfs`, and renames them into place in order.
+    fn commit_paths(
+        &self,
+        writes: &[(String, &[u8], &Precondition)],
+    ) -> Result<Vec<String>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut staged = Staged::default();
+        let targets: Vec<PathBuf> = writes.iter().map(|(path, ..)| self.file(path)).collect();
+        for target in &targets {
+            if let Some(dir) = target.parent() {
+                fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+            }
+        }
+        let temps: Vec<PathBuf> = targets.iter().map(|t| temp_path(t)).collect();
+        // Recorded before writing, so a failure part-way still removes every temporary on drop.
+        staged.temps.clone_from(&temps);
+        temps
+            .par_iter()
+            .zip(writes.par_iter())
+            .try_for_each(|(tmp, (_, bytes, _))| write_temp(tmp, bytes))?;
+        let _lock = self.lock("store.lock")?;
+        for ((path, _, precondition), target) in writes.iter().zip(&targets) {
+            check(path, target, precondition)?;
+        }
+        let first = File::open(&temps[0]).map_err(io_err("opening", &temps[0]))?;
+        rustix::fs::syncfs(&first).map_err(|e| StoreError::Io {
+            action: "syncing filesystem of",
+            path: temps[0].display().to_string(),
+            source: e.into(),
+        })?;
+        let mut dirs: Vec<&Path> = Vec::new();
+        let mut versions = Vec::with_capacity(writes.len());
+        for (tmp, target) in temps.iter().zip(&targets) {
+            fs::rename(tmp, target).map_err(io_err("renaming into place", target))?;
+            let meta = fs::metadata(target).map_err(io_err("reading", target))?;
+            versions.push(version_of(&meta));
+            if let Some(dir) = target.parent().filter(|d| !dirs.contains(d)) {
+                dirs.push(dir);
+            }
+        }
+        staged.temps.clear();
+        for dir in dirs {
+            sync_dir(dir)?;
+        }
+        Ok(versions)
+    }
+
+    pub(crate) fn delete(&self, path: &str) -> Result<(), StoreError> {
+        let file_path = self.file(path);
+        let _lock = self.lock("store.lock")?;
+        match fs::remove_file(&file_path) {
+            Ok(()) => {}
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(io_err("removing", &file_path)(e)),
+        }
+        match file_path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn list(&self, folder: &str) -> Result<Vec<Meta>, StoreError> {
+        let dir = self.file(folder);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let mut list = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Removed between listing and stat.
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(io_err("reading", &entry.path())(e)),
+            };
+            if meta.is_file() {
+                list.push(meta_of(&format!("{folder}/{name}"), &meta));
+            }
+        }
+        Ok(list)
+    }
+
+    pub(crate) fn append(&self, path: &str, record: &[u8]) -> Result<(), StoreError> {
+        let file_path = self.file(path);
+        if let Some(dir) = file_path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        }
+        let mut line = Vec::with_capacity(record.len() + 1);
+        line.extend_from_slice(record);
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file_path)
+            .map_err(io_err("opening", &file_path))?;
+        // One write of a whole line with O_APPEND: concurrent writers never interleave lines.
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(io_err("appending to", &file_path))
+    }
+
+    pub(crate) fn read_log(&self, path: &str) -> Result<Vec<Bytes>, StoreError> {
+        let file_path = self.file(path);
+        let bytes = match fs::read(&file_path) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) if is_missing(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("reading", &file_path)(e)),
+        };
+        let mut records = Vec::new();
+        let mut start = 0;
+        for (i, byte) in bytes.iter().enumerate() {
+            if *byte == b'\n' {
+                records.push(bytes.slice(start..i));
+                start = i + 1;
+            }
+        }
+        Ok(records)
+    }
+
+    pub(crate) fn lock(&self, name: &str) -> Result<File, StoreError> {
+        let dir = self.root.join(STATE_DIR);
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("opening lock", &path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            StoreError::Io {
+                action: "locking",
+                path: path.display().to_string(),
+                source: e.into(),
+            }
+        })?;
+        Ok(file)
+    }
+}
+
+/// Temporaries of an unfinished commit, removed when it is dropped.
+#[derive(Default)]
+struct Staged {
+    temps: Vec<PathBuf>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for tmp in &self.temps {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+fn check(path: &str, target: &Path, precondition: &Precondition) -> Result<(), StoreError> {
+    let current = match fs::metadata(target) {
+        Ok(meta) => Some(version_of(&meta)),
+        Err(e) if is_missing(&e) => None,
+        Err(e) => return Err(io_err("reading", target)(e)),
+    };
+    let holds = match precondition {
+        Precondition::Overwrite => true,
+        Precondition::Create => current.is_none(),
+        Precondition::Match(version) => current.as_deref() == Some(version.as_str()),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            path: path.to_owned(),
+        })
+    }
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(io_err("creating", tmp))?;
+    file.write_all(bytes).map_err(io_err("writing", tmp))?;
+    // A nanosecond stamp of our own: the filesystem's clock may tick only every few ms.
+    file.set_modified(SystemTime::now())
+        .map_err(io_err("stamping", tmp))?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_err("setting permissions of", tmp))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing folder", dir))
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    // Unique per process and per call, so concurrent writers never share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+fn version_of(meta: &fs::Metadata) -> String {
+    format!(
+        "{:x}-{:x}.{:x}-{:x}",
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.len()
+    )
+}
+
+fn meta_of(path: &str, meta: &fs::Metadata) -> Meta {
+    Meta {
+        path: path.to_owned(),
+        size: meta.len(),
+        version: version_of(meta),
+        last_modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    // A file where a folder should be (`names/x`) is as missing as no file at all.
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+pub(crate) fn join_error(path: &str, e: &tokio::task::JoinError) -> StoreError {
+    StoreError::Io {
+        action: "reading",
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
