@@ -21,6 +21,8 @@ mod error;
 mod key;
 mod local;
 mod remote;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod url;
 
 use std::path::Path;

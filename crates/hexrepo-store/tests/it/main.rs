@@ -2,9 +2,9 @@
 //! disk, and a real S3-compatible server started by the test; see `s3.rs`).
 
 mod conformance;
-mod s3;
 
 use hexrepo_store::Store;
+use hexrepo_store::testing as s3;
 
 #[test]
 fn memory_conforms() {
