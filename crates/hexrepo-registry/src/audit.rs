@@ -1,13 +1,13 @@
-//! The audit log: one JSON line per write to the repository (who, what, when, from where),
-//! appended to `.hexrepo/audit.log` beside the data it describes. `hexrepo audit` prints it.
+//! The audit log: one JSON record per write to the repository (who, what, when, from where),
+//! kept with the data it describes (`.hexrepo/audit.log` on disk, one object per record on
+//! object stores). `hexrepo audit` prints it.
 
-use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hexrepo_store::{StorageKey, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{RegistryError, io_err};
-use crate::layout::Layout;
+use crate::error::RegistryError;
 
 /// One write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,33 +57,17 @@ impl AuditEntry {
 }
 
 /// Appends `entry` to the repository's audit log, durably.
-pub fn append(layout: &Layout, entry: &AuditEntry) -> Result<(), RegistryError> {
-    let path = layout.state_dir().join("audit.log");
-    std::fs::create_dir_all(layout.state_dir()).map_err(io_err("creating", layout.state_dir()))?;
-    let mut line = serde_json::to_vec(entry).expect("audit entries always serialise");
-    line.push(b'\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io_err("opening", &path))?;
-    // One write of a whole line with O_APPEND: concurrent writers never interleave lines.
-    file.write_all(&line)
-        .and_then(|()| file.sync_data())
-        .map_err(io_err("appending to", &path))
+pub fn append(store: &Store, entry: &AuditEntry) -> Result<(), RegistryError> {
+    let line = serde_json::to_vec(entry).expect("audit entries always serialise");
+    Ok(store.append(&StorageKey::AuditLog, &line)?)
 }
 
-/// Every entry, oldest first; lines that do not parse are skipped.
-pub fn read(layout: &Layout) -> Result<Vec<AuditEntry>, RegistryError> {
-    let path = layout.state_dir().join("audit.log");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("reading", &path)(e)),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+/// Every entry, oldest first; records that do not parse are skipped.
+pub fn read(store: &Store) -> Result<Vec<AuditEntry>, RegistryError> {
+    Ok(store
+        .read_log(&StorageKey::AuditLog)?
+        .iter()
+        .filter_map(|record| serde_json::from_slice(record).ok())
         .collect())
 }
 
@@ -94,7 +78,7 @@ mod tests {
     #[test]
     fn entries_round_trip_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
+        let layout = Store::local(dir.path());
         let first = AuditEntry::now(
             "ci",
             "publish",

@@ -1,20 +1,20 @@
-//! `hexrepo build`: the registry of a repository folder from its `tarballs/`, compatible with
+//! `hexrepo build`: the registry of a repository from its `tarballs/`, compatible with
 //! `mix hex.registry build` (HEX-PROTOCOL.md §4) in inputs, layout, messages and payloads, and
 //! better in four ways:
 //!
 //! * incremental: tarballs are read only when their file changed (see [`crate::cache`]), and an
 //!   output is signed and written only when its payload differs from the file in place;
-//! * atomic: all files are staged, synced and renamed `packages/*` → `versions` → `names`, and
-//!   stale package files are removed only after `names` stops listing them;
+//! * atomic: files are written `packages/*` → `versions` → `names` (on disk: staged, synced once
+//!   and renamed in that order), each only if unchanged since the build read it, so a publish
+//!   racing the build is never overwritten; stale package files are removed only after `names`
+//!   stops listing them;
 //! * strict: every tarball is validated, and one bad tarball stops the build before anything is
 //!   written, unless the caller skips invalid ones;
 //! * faithful: retirements, publication times and advisories already in a signed
 //!   `packages/NAME` survive (mix throws them away).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hexfmt::checksum::Checksum;
 use hexfmt::keys::{PrivateKey, PublicKey};
@@ -23,21 +23,21 @@ use hexfmt::proto::package::{Package, Release};
 use hexfmt::proto::versions::{self, Versions};
 use hexfmt::registry::{decode_envelope, encode_signed};
 use hexfmt::version::Version;
+use hexrepo_store::{Bytes, Folder, Meta, Precondition, StorageKey, Store, StoreError, Write};
 use prost::Message as _;
 use rayon::prelude::*;
 
 use crate::cache::{BuildCache, FileStamp, OutputRecord};
-use crate::error::{InvalidTarball, RegistryError, io_err};
-use crate::files::{Batch, RepoLock, sync_dir};
+use crate::error::{InvalidTarball, RegistryError};
 use crate::index::retired_indexes;
-use crate::layout::{Layout, parse_tarball_file_name};
+use crate::layout::{locate, parse_tarball_file_name};
 use crate::release::{ReleaseInfo, analyse_tarball};
 
 /// What to build.
 #[derive(Debug)]
 pub struct BuildOptions<'a> {
-    /// The repository folder.
-    pub layout: &'a Layout,
+    /// Where the repository is.
+    pub store: &'a Store,
     /// The repository name written into every file (`--name`).
     pub repository: &'a str,
     /// The signing key.
@@ -96,7 +96,6 @@ impl std::fmt::Display for Change {
 
 struct TarballFile {
     file_name: String,
-    path: PathBuf,
     stamp: FileStamp,
 }
 
@@ -106,10 +105,11 @@ struct ReleaseEntry {
     mtime: i64,
 }
 
-/// An output file's fate: already correct, or new bytes to put in place.
+/// An output file's fate: already correct, or new bytes to put in place on the condition that
+/// the file is still as the build read it.
 enum Output {
     Unchanged,
-    Write(Action, Vec<u8>),
+    Write(Action, Vec<u8>, Precondition),
 }
 
 /// The registry's new files, computed but not yet written.
@@ -118,31 +118,44 @@ struct Plan {
     versions: Output,
     names: Output,
     stale: Vec<String>,
-    /// Each output's cache name, path, input digest and retired indexes, recorded once written.
-    records: Vec<(String, PathBuf, String, Vec<i32>)>,
+    /// Each output's cache name, key, input digest and retired indexes, recorded once written.
+    records: Vec<(String, StorageKey, String, Vec<i32>)>,
 }
 
 /// Builds or updates the registry. See the module documentation.
 pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
-    let layout = opts.layout;
-    let _lock = RepoLock::acquire(&layout.state_dir().join("lock"))?;
+    let store = opts.store;
+    let _lock = store.lock()?;
     let mut report = BuildReport::default();
-    let tarballs_dir = layout.tarballs_dir();
-    let created_tarballs_dir = !tarballs_dir.is_dir();
-    let files = scan_tarballs(&tarballs_dir)?;
-    let cache_path = layout.state_dir().join("build-cache.json");
-    let mut cache = BuildCache::load(&cache_path);
+    // mix creates `tarballs/` in an empty folder, and says so.
+    let missing_tarballs_dir = store
+        .local_root()
+        .map(|root| root.join(Folder::Tarballs.path()))
+        .filter(|dir| !dir.is_dir());
+    let files = scan_tarballs(store)?;
+    let mut cache = BuildCache::load(store);
     let packages = collect_releases(opts, &files, &mut cache, &mut report)?;
 
-    if created_tarballs_dir {
-        fs::create_dir_all(&tarballs_dir).map_err(io_err("creating", &tarballs_dir))?;
+    if let Some(root) = store.local_root() {
+        // As mix leaves it, even when there is nothing to put in it yet.
+        let packages_dir = root.join(Folder::Packages.path());
+        std::fs::create_dir_all(&packages_dir).map_err(|source| RegistryError::Io {
+            action: "creating",
+            path: packages_dir,
+            source,
+        })?;
+    }
+    if let Some(dir) = missing_tarballs_dir {
+        std::fs::create_dir_all(&dir).map_err(|source| RegistryError::Io {
+            action: "creating",
+            path: dir.clone(),
+            source,
+        })?;
         report.changes.push(Change {
             action: Action::Creating,
-            path: tarballs_dir,
+            path: dir,
         });
     }
-    let packages_dir = layout.packages_dir();
-    fs::create_dir_all(&packages_dir).map_err(io_err("creating", &packages_dir))?;
     let mut plan = plan_outputs(opts, &packages, &cache)?;
     let records = std::mem::take(&mut plan.records);
     write_plan(opts, plan, &mut report)?;
@@ -150,10 +163,36 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
     let present: HashSet<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
     let cached_before = cache.len();
     cache.retain(|name| present.contains(name));
-    let outputs = records
+    let outputs = record_outputs(store, records)?;
+    let outputs_changed = cache.set_outputs(&opts.key.public_key().fingerprint(), outputs);
+    if report.tarballs_read > 0 || cache.len() != cached_before || outputs_changed {
+        cache.save(store)?;
+    }
+    report.packages = packages.len();
+    report.releases = packages.values().map(Vec::len).sum();
+    Ok(report)
+}
+
+/// What the cache remembers of each output as it is now: one listing of `packages/` and two
+/// `head`s, not a request per file.
+fn record_outputs(
+    store: &Store,
+    records: Vec<(String, StorageKey, String, Vec<i32>)>,
+) -> Result<HashMap<String, OutputRecord>, RegistryError> {
+    let mut metas: HashMap<String, Meta> = store
+        .list(Folder::Packages)?
         .into_iter()
-        .filter_map(|(name, path, digest, retired)| {
-            let stamp = FileStamp::of(&fs::metadata(path).ok()?);
+        .map(|m| (m.path.clone(), m))
+        .collect();
+    for key in [StorageKey::Names, StorageKey::Versions] {
+        if let Some(meta) = store.head(&key)? {
+            metas.insert(key.path(), meta);
+        }
+    }
+    Ok(records
+        .into_iter()
+        .filter_map(|(name, key, digest, retired)| {
+            let stamp = FileStamp::of(metas.get(&key.path())?);
             Some((
                 name,
                 OutputRecord {
@@ -163,14 +202,7 @@ pub fn build(opts: &BuildOptions<'_>) -> Result<BuildReport, RegistryError> {
                 },
             ))
         })
-        .collect();
-    let outputs_changed = cache.set_outputs(&opts.key.public_key().fingerprint(), outputs);
-    if report.tarballs_read > 0 || cache.len() != cached_before || outputs_changed {
-        cache.save(&cache_path)?;
-    }
-    report.packages = packages.len();
-    report.releases = packages.values().map(Vec::len).sum();
-    Ok(report)
+        .collect())
 }
 
 /// Every valid release by package, versions ascending; invalid tarballs stop the build
@@ -181,8 +213,10 @@ fn collect_releases(
     cache: &mut BuildCache,
     report: &mut BuildReport,
 ) -> Result<BTreeMap<String, Vec<ReleaseEntry>>, RegistryError> {
-    let analysed: Vec<(Result<ReleaseInfo, String>, bool)> =
-        files.par_iter().map(|f| analyse(f, cache)).collect();
+    let analysed: Vec<(Result<ReleaseInfo, String>, bool)> = files
+        .par_iter()
+        .map(|f| analyse(opts.store, f, cache))
+        .collect();
     let mut packages: BTreeMap<String, Vec<ReleaseEntry>> = BTreeMap::new();
     let mut invalid = Vec::new();
     for (file, (result, fresh)) in files.iter().zip(analysed) {
@@ -190,7 +224,7 @@ fn collect_releases(
             Ok(info) => info,
             Err(reason) => {
                 invalid.push(InvalidTarball {
-                    path: file.path.clone(),
+                    path: tarball_location(opts.store, &file.file_name),
                     reason,
                 });
                 continue;
@@ -198,7 +232,7 @@ fn collect_releases(
         };
         if fresh {
             report.tarballs_read += 1;
-            cache.insert(file.file_name.clone(), file.stamp, info.clone());
+            cache.insert(file.file_name.clone(), file.stamp.clone(), info.clone());
         }
         let (name, _) = parse_tarball_file_name(&file.file_name).expect("checked in analyse");
         packages
@@ -220,6 +254,14 @@ fn collect_releases(
     Ok(packages)
 }
 
+/// Where a file of `tarballs/` is, for messages (its name may not make a valid key).
+fn tarball_location(store: &Store, file_name: &str) -> PathBuf {
+    match store.local_root() {
+        Some(root) => root.join(Folder::Tarballs.path()).join(file_name),
+        None => PathBuf::from(format!("{}/tarballs/{file_name}", store.describe())),
+    }
+}
+
 /// Computes every output and decides which ones differ from the files in place.
 fn plan_outputs(
     opts: &BuildOptions<'_>,
@@ -229,6 +271,7 @@ fn plan_outputs(
     let public = opts.key.public_key();
     let fingerprint = public.fingerprint();
     let known = Known {
+        store: opts.store,
         cache,
         fingerprint: &fingerprint,
         public: &public,
@@ -263,26 +306,30 @@ fn plan_outputs(
             .collect(),
         repository: opts.repository.to_owned(),
     };
-    let layout = opts.layout;
     let (names, names_digest) = signed_output(
         &known,
         "names",
-        &layout.names(),
+        &StorageKey::Names,
         names.encode_to_vec(),
         opts.key,
     )?;
     let (versions, versions_digest) = signed_output(
         &known,
         "versions",
-        &layout.versions(),
+        &StorageKey::Versions,
         versions.encode_to_vec(),
         opts.key,
     )?;
     let mut records = vec![
-        ("names".to_owned(), layout.names(), names_digest, Vec::new()),
+        (
+            "names".to_owned(),
+            StorageKey::Names,
+            names_digest,
+            Vec::new(),
+        ),
         (
             "versions".to_owned(),
-            layout.versions(),
+            StorageKey::Versions,
             versions_digest,
             Vec::new(),
         ),
@@ -291,7 +338,7 @@ fn plan_outputs(
     for (name, (output, retired, digest)) in packages.keys().zip(package_outputs) {
         records.push((
             format!("packages/{name}"),
-            layout.package(name),
+            StorageKey::package(name),
             digest,
             retired,
         ));
@@ -300,115 +347,110 @@ fn plan_outputs(
     Ok(Plan {
         names,
         versions,
-        stale: stale_packages(&layout.packages_dir(), packages)?,
+        stale: stale_packages(opts.store, packages)?,
         packages: outputs,
         records,
     })
 }
 
-/// Stages and commits the plan: public key, packages, `versions`, `names`; then removes stale
-/// package files, which `names` no longer lists.
+/// Writes the plan: public key, packages, `versions`, `names`; then removes stale package
+/// files, which `names` no longer lists.
 fn write_plan(
     opts: &BuildOptions<'_>,
     plan: Plan,
     report: &mut BuildReport,
 ) -> Result<(), RegistryError> {
-    let layout = opts.layout;
-    let mut batch = Batch::default();
+    let store = opts.store;
+    let mut writes = Vec::new();
     let key_pem = opts.key.public_key().to_pkcs1_pem();
-    match read_optional(&layout.public_key())? {
-        Some(existing) if existing == key_pem.as_bytes() => {}
+    let existing_key = store.get(&StorageKey::PublicKey)?;
+    match &existing_key {
+        Some(existing) if existing.bytes == key_pem.as_bytes() => {}
         existing => {
+            let path = locate(store, &StorageKey::PublicKey);
             let action = if existing.is_some() {
                 report.warnings.push(format!(
                     "public key at {} does not match private key, overwriting",
-                    layout.public_key().display()
+                    path.display()
                 ));
                 Action::Updating
             } else {
                 Action::Creating
             };
-            batch.stage(&layout.public_key(), key_pem.as_bytes())?;
-            // mix prints the key first.
-            report.changes.insert(
-                0,
-                Change {
-                    action,
-                    path: layout.public_key(),
-                },
-            );
-        }
-    }
-    let mut package_files = Vec::new();
-    for (name, output) in plan.packages {
-        if let Output::Write(action, bytes) = output {
-            let path = layout.package(&name);
-            report.changes.push(Change {
-                action,
-                path: path.clone(),
+            writes.push(Write {
+                key: StorageKey::PublicKey,
+                bytes: Bytes::from(key_pem.into_bytes()),
+                precondition: Precondition::unchanged_since(existing.as_ref().map(|o| &o.meta)),
             });
-            package_files.push((path, bytes));
+            // mix prints the key first.
+            report.changes.insert(0, Change { action, path });
         }
     }
-    batch.stage_all(&package_files)?;
+    for (name, output) in plan.packages {
+        push_write(
+            store,
+            &mut writes,
+            &mut report.changes,
+            StorageKey::package(&name),
+            output,
+        );
+    }
     let mut index_changes = Vec::new();
-    stage(
-        &mut batch,
+    push_write(
+        store,
+        &mut writes,
         &mut index_changes,
-        layout.versions(),
+        StorageKey::Versions,
         plan.versions,
-    )?;
-    stage(&mut batch, &mut index_changes, layout.names(), plan.names)?;
-    batch.commit()?;
+    );
+    push_write(
+        store,
+        &mut writes,
+        &mut index_changes,
+        StorageKey::Names,
+        plan.names,
+    );
+    store.commit(writes).map_err(|e| match e {
+        StoreError::Conflict { path } => RegistryError::ChangedDuringBuild { path },
+        other => other.into(),
+    })?;
 
     for name in &plan.stale {
-        let path = layout.package(name);
-        fs::remove_file(&path).map_err(io_err("removing", &path))?;
+        let key = StorageKey::package(name);
+        store.delete(&key)?;
         report.changes.push(Change {
             action: Action::Removing,
-            path,
+            path: locate(store, &key),
         });
-    }
-    if !plan.stale.is_empty() {
-        sync_dir(&layout.packages_dir())?;
     }
     // mix prints names before versions.
     report.changes.extend(index_changes.into_iter().rev());
     Ok(())
 }
 
-fn scan_tarballs(dir: &std::path::Path) -> Result<Vec<TarballFile>, RegistryError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("listing", dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err("listing", dir))?;
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let is_tar = Path::new(&file_name)
-            .extension()
-            .is_some_and(|e| e == "tar");
-        if !is_tar || file_name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let meta = fs::metadata(&path).map_err(io_err("reading", &path))?;
-        if meta.is_file() {
-            files.push(TarballFile {
+fn scan_tarballs(store: &Store) -> Result<Vec<TarballFile>, RegistryError> {
+    Ok(store
+        .list(Folder::Tarballs)?
+        .into_iter()
+        .filter_map(|meta| {
+            let file_name = meta.path.rsplit_once('/')?.1.to_owned();
+            let is_tar = std::path::Path::new(&file_name)
+                .extension()
+                .is_some_and(|e| e == "tar");
+            is_tar.then(|| TarballFile {
                 file_name,
-                path,
                 stamp: FileStamp::of(&meta),
-            });
-        }
-    }
-    files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-    Ok(files)
+            })
+        })
+        .collect())
 }
 
 /// The release a tarball file holds, and whether it had to be read (not cached).
-fn analyse(file: &TarballFile, cache: &BuildCache) -> (Result<ReleaseInfo, String>, bool) {
+fn analyse(
+    store: &Store,
+    file: &TarballFile,
+    cache: &BuildCache,
+) -> (Result<ReleaseInfo, String>, bool) {
     let Some((name, version)) = parse_tarball_file_name(&file.file_name) else {
         return (Err("file name is not NAME-VERSION.tar".to_owned()), false);
     };
@@ -420,12 +462,14 @@ fn analyse(file: &TarballFile, cache: &BuildCache) -> (Result<ReleaseInfo, Strin
             false,
         );
     }
-    if let Some(info) = cache.get(&file.file_name, file.stamp) {
+    if let Some(info) = cache.get(&file.file_name, &file.stamp) {
         return (Ok(info.clone()), false);
     }
-    let result = fs::read(&file.path)
-        .map_err(|e| format!("cannot read: {e}"))
-        .and_then(|bytes| analyse_tarball(&bytes, name, version));
+    let result = match store.get(&StorageKey::tarball(name, version)) {
+        Ok(Some(object)) => analyse_tarball(&object.bytes, name, version),
+        Ok(None) => Err("removed while the build ran".to_owned()),
+        Err(e) => Err(format!("cannot read: {e}")),
+    };
     let read = result.is_ok();
     (result, read)
 }
@@ -443,7 +487,7 @@ fn package_output(
     name: &str,
     releases: &[ReleaseEntry],
 ) -> Result<(Output, Vec<i32>, String), RegistryError> {
-    let path = opts.layout.package(name);
+    let key = StorageKey::package(name);
     // What the package is computed from, before anything is carried over from the old file.
     let digest = Checksum::sha256(
         &Package {
@@ -458,13 +502,13 @@ fn package_output(
         .encode_to_vec(),
     )
     .to_hex_lower();
-    if let Some(record) = known.unchanged(&format!("packages/{name}"), &path, &digest) {
+    if let Some(record) = known.unchanged(&format!("packages/{name}"), &key, &digest)? {
         return Ok((Output::Unchanged, record.retired.clone(), digest));
     }
-    let existing = read_optional(&path)?;
+    let existing = opts.store.get(&key)?;
     let previous: Option<Package> = existing
-        .as_deref()
-        .and_then(|bytes| decode_envelope(bytes).ok())
+        .as_ref()
+        .and_then(|object| decode_envelope(&object.bytes).ok())
         .and_then(|signed| Package::decode(signed.payload.as_slice()).ok());
     let mut kept: HashMap<&str, &Release> = HashMap::new();
     if let Some(previous) = &previous {
@@ -489,7 +533,7 @@ fn package_output(
     };
     let retired = retired_indexes(&package);
     let output = compare_and_sign(
-        existing.as_deref(),
+        existing.as_ref(),
         package.encode_to_vec(),
         opts.key,
         known.public,
@@ -501,45 +545,58 @@ fn package_output(
 fn signed_output(
     known: &Known<'_>,
     name: &str,
-    path: &Path,
+    key: &StorageKey,
     payload: Vec<u8>,
-    key: &PrivateKey,
+    signing_key: &PrivateKey,
 ) -> Result<(Output, String), RegistryError> {
     let digest = Checksum::sha256(&payload).to_hex_lower();
-    if known.unchanged(name, path, &digest).is_some() {
+    if known.unchanged(name, key, &digest)?.is_some() {
         return Ok((Output::Unchanged, digest));
     }
-    let existing = read_optional(path)?;
+    let existing = known.store.get(key)?;
     Ok((
-        compare_and_sign(existing.as_deref(), payload, key, known.public),
+        compare_and_sign(existing.as_ref(), payload, signing_key, known.public),
         digest,
     ))
 }
 
 /// What the build cache remembers of the outputs, with the key they must be signed by.
 struct Known<'a> {
+    store: &'a Store,
     cache: &'a BuildCache,
     fingerprint: &'a str,
     public: &'a PublicKey,
 }
 
 impl Known<'_> {
-    /// The record of an output that is exactly as we left it: same file, same inputs.
-    fn unchanged(&self, name: &str, path: &Path, digest: &str) -> Option<&OutputRecord> {
-        let record = self.cache.output(name, self.fingerprint)?;
-        let stamp = fs::metadata(path).ok().map(|m| FileStamp::of(&m))?;
-        (record.stamp == stamp && record.digest == digest).then_some(record)
+    /// The record of an output that is exactly as we left it: same object, same inputs.
+    fn unchanged(
+        &self,
+        name: &str,
+        key: &StorageKey,
+        digest: &str,
+    ) -> Result<Option<&OutputRecord>, RegistryError> {
+        let Some(record) = self.cache.output(name, self.fingerprint) else {
+            return Ok(None);
+        };
+        if record.digest != digest {
+            return Ok(None);
+        }
+        let Some(meta) = self.store.head(key)? else {
+            return Ok(None);
+        };
+        Ok((record.stamp == FileStamp::of(&meta)).then_some(record))
     }
 }
 
 /// Unchanged when the file in place carries this payload with a valid signature by this key.
 fn compare_and_sign(
-    existing: Option<&[u8]>,
+    existing: Option<&hexrepo_store::Object>,
     payload: Vec<u8>,
     key: &PrivateKey,
     public: &PublicKey,
 ) -> Output {
-    let current = existing.and_then(|bytes| decode_envelope(bytes).ok());
+    let current = existing.and_then(|object| decode_envelope(&object.bytes).ok());
     let unchanged = current.as_ref().is_some_and(|signed| {
         signed.payload == payload
             && signed
@@ -555,44 +612,44 @@ fn compare_and_sign(
         } else {
             Action::Creating
         };
-        Output::Write(action, encode_signed(payload, key))
+        Output::Write(
+            action,
+            encode_signed(payload, key),
+            Precondition::unchanged_since(existing.map(|o| &o.meta)),
+        )
     }
 }
 
-fn stage(
-    batch: &mut Batch,
+fn push_write(
+    store: &Store,
+    writes: &mut Vec<Write>,
     changes: &mut Vec<Change>,
-    path: PathBuf,
+    key: StorageKey,
     output: Output,
-) -> Result<(), RegistryError> {
-    if let Output::Write(action, bytes) = output {
-        batch.stage(&path, &bytes)?;
-        changes.push(Change { action, path });
+) {
+    if let Output::Write(action, bytes, precondition) = output {
+        changes.push(Change {
+            action,
+            path: locate(store, &key),
+        });
+        writes.push(Write {
+            key,
+            bytes: Bytes::from(bytes),
+            precondition,
+        });
     }
-    Ok(())
 }
 
 fn stale_packages(
-    dir: &std::path::Path,
+    store: &Store,
     packages: &BTreeMap<String, Vec<ReleaseEntry>>,
 ) -> Result<Vec<String>, RegistryError> {
-    let mut stale = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err("listing", dir))? {
-        let entry = entry.map_err(io_err("listing", dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && !packages.contains_key(&name) && entry.path().is_file() {
-            stale.push(name);
-        }
-    }
+    let mut stale: Vec<String> = store
+        .list(Folder::Packages)?
+        .into_iter()
+        .filter_map(|meta| meta.path.rsplit_once('/').map(|(_, name)| name.to_owned()))
+        .filter(|name| !packages.contains_key(name))
+        .collect();
     stale.sort();
     Ok(stale)
-}
-
-/// The file's bytes, or `None` if it does not exist.
-pub(crate) fn read_optional(path: &std::path::Path) -> Result<Option<Vec<u8>>, RegistryError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("reading", path)(e)),
-    }
 }

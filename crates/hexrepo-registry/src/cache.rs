@@ -1,39 +1,43 @@
 //! The build cache: what each tarball file yielded last time, keyed by its size, mtime and
-//! inode, so a rebuild reads only tarballs that changed; and what each output file was when we
+//! version token, so a rebuild reads only tarballs that changed; and what each output file was when we
 //! last wrote or verified it, so a rebuild reads only outputs that may have changed. Stored as JSON in
 //! `.hexrepo/build-cache.json`; a missing, unreadable or old-format cache just means a full
 //! re-read, never a wrong registry (outputs are always compared by content before writing).
 
 use std::collections::HashMap;
-use std::fs;
-use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::time::UNIX_EPOCH;
 
+use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{RegistryError, io_err};
+use crate::error::RegistryError;
 use crate::release::ReleaseInfo;
 
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
-/// A file's identity as far as the cache is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An object's identity as far as the cache is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStamp {
     /// Size in bytes.
     pub size: u64,
+    /// The store's version token (inode, mtime and size on disk; the ETag on S3), so a file
+    /// replaced with equal size and mtime is still noticed.
+    pub version: String,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i128,
-    /// Inode, so a file replaced by rename with an equal size and mtime is still noticed.
-    pub inode: u64,
 }
 
 impl FileStamp {
-    /// The stamp of a file's metadata.
-    pub fn of(meta: &fs::Metadata) -> FileStamp {
+    /// The stamp of an object.
+    pub fn of(meta: &Meta) -> FileStamp {
+        let mtime_ns = match meta.last_modified.duration_since(UNIX_EPOCH) {
+            Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+            Err(e) => -i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX),
+        };
         FileStamp {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
+            size: meta.size,
+            version: meta.version.clone(),
+            mtime_ns,
         }
     }
 
@@ -83,10 +87,12 @@ pub struct BuildCache {
 
 impl BuildCache {
     /// Loads the cache, or an empty one when it is missing or unreadable.
-    pub fn load(path: &Path) -> BuildCache {
-        let parsed = fs::read(path)
+    pub fn load(store: &Store) -> BuildCache {
+        let parsed = store
+            .get(&StorageKey::BuildCache)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<Parsed>(&bytes).ok())
+            .flatten()
+            .and_then(|object| serde_json::from_slice::<Parsed>(&object.bytes).ok())
             .filter(|file| file.format == FORMAT);
         let parsed = parsed.unwrap_or_default();
         BuildCache {
@@ -97,10 +103,10 @@ impl BuildCache {
     }
 
     /// What `file_name` yielded last time, if it has not changed since.
-    pub fn get(&self, file_name: &str, stamp: FileStamp) -> Option<&ReleaseInfo> {
+    pub fn get(&self, file_name: &str, stamp: &FileStamp) -> Option<&ReleaseInfo> {
         self.tarballs
             .get(file_name)
-            .filter(|c| c.stamp == stamp)
+            .filter(|c| c.stamp == *stamp)
             .map(|c| &c.release)
     }
 
@@ -115,9 +121,9 @@ impl BuildCache {
         self.tarballs.retain(|name, _| keep(name));
     }
 
-    /// Saves the cache by rename, without waiting for the disk: after a crash it is at worst
-    /// missing or unreadable, which costs one full re-read, never a wrong registry.
-    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+    /// Saves the cache. After a crash it is at worst missing or unreadable, which costs one
+    /// full re-read, never a wrong registry.
+    pub fn save(&self, store: &Store) -> Result<(), RegistryError> {
         let file = CacheFile {
             format: FORMAT,
             tarballs: &self.tarballs,
@@ -125,10 +131,12 @@ impl BuildCache {
             outputs: &self.outputs,
         };
         let bytes = serde_json::to_vec(&file).expect("the cache always serialises");
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        fs::write(&tmp, &bytes)
-            .and_then(|()| fs::rename(&tmp, path))
-            .map_err(io_err("writing", path))
+        store.put(
+            &StorageKey::BuildCache,
+            Bytes::from(bytes),
+            Precondition::Overwrite,
+        )?;
+        Ok(())
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use hexrepo_store::StoreError;
+
 /// Something a registry operation could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -40,6 +42,24 @@ pub enum RegistryError {
     /// The package is not in the registry.
     #[error("package {0:?} is not in the registry")]
     NoSuchPackage(String),
+    /// The storage failed (see [`StoreError::is_unavailable`] for outages worth a retry).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another writer changed a registry file while a build was computing it; nothing of the
+    /// build past that file was written. Running the build again picks the change up.
+    #[error("{path} changed while the build ran (a publish?); run the build again")]
+    ChangedDuringBuild {
+        /// The file.
+        path: String,
+    },
+    /// So many writers raced on one registry file that this write gave up; a retry succeeds.
+    #[error("{path}: too many concurrent writers, gave up after {attempts} attempts")]
+    Contention {
+        /// The file.
+        path: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
     /// A retirement message outside hex.pm's bounds.
     #[error("retirement message must be 3 to 140 characters, got {0}")]
     RetirementMessage(usize),
@@ -65,17 +85,4 @@ fn format_invalid(list: &[InvalidTarball]) -> String {
         .map(|t| format!("  {t}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Shorthand for wrapping an IO error with its path.
-pub(crate) fn io_err(
-    action: &'static str,
-    path: impl Into<PathBuf>,
-) -> impl FnOnce(std::io::Error) -> RegistryError {
-    let path = path.into();
-    move |source| RegistryError::Io {
-        action,
-        path,
-        source,
-    }
 }

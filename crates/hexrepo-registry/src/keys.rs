@@ -10,10 +10,11 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use hexfmt::checksum::Checksum;
 use serde::{Deserialize, Serialize};
 
-use crate::build::read_optional;
+use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store, StoreError};
+
 use crate::error::RegistryError;
-use crate::files::{RepoLock, write_atomic};
-use crate::layout::Layout;
+use crate::layout::locate;
+use crate::signed_files::MAX_ATTEMPTS;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,30 +94,51 @@ pub enum KeyStoreError {
 /// The keys of one repository.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
-    layout: Layout,
+    store: Store,
 }
 
 impl KeyStore {
-    /// The key store of a repository folder.
-    pub fn new(layout: &Layout) -> KeyStore {
+    /// The key store of a repository.
+    pub fn new(store: &Store) -> KeyStore {
         KeyStore {
-            layout: layout.clone(),
+            store: store.clone(),
         }
     }
 
-    /// Where the keys are kept.
+    /// The store the keys are kept in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Key records from the bytes of the key file.
+    pub fn parse(&self, bytes: &[u8]) -> Result<Vec<KeyRecord>, KeyStoreError> {
+        serde_json::from_slice::<KeyFile>(bytes)
+            .map(|f| f.keys)
+            .map_err(|source| KeyStoreError::Corrupt {
+                path: self.path(),
+                source,
+            })
+    }
+
+    /// Where the keys are kept, for messages.
     pub fn path(&self) -> PathBuf {
-        self.layout.state_dir().join("keys.json")
+        locate(&self.store, &StorageKey::Keys)
     }
 
     /// Every key, revoked ones included.
     pub fn load(&self) -> Result<Vec<KeyRecord>, KeyStoreError> {
-        let path = self.path();
-        match read_optional(&path)? {
-            None => Ok(Vec::new()),
-            Some(bytes) => serde_json::from_slice::<KeyFile>(&bytes)
-                .map(|f| f.keys)
-                .map_err(|source| KeyStoreError::Corrupt { path, source }),
+        Ok(self.load_with_meta()?.0)
+    }
+
+    /// Every key, and the version token of the file they came from (`None`: no file yet).
+    pub fn load_with_meta(&self) -> Result<(Vec<KeyRecord>, Option<Meta>), KeyStoreError> {
+        match self
+            .store
+            .get(&StorageKey::Keys)
+            .map_err(RegistryError::from)?
+        {
+            None => Ok((Vec::new(), None)),
+            Some(object) => Ok((self.parse(&object.bytes)?, Some(object.meta))),
         }
     }
 
@@ -135,14 +157,6 @@ impl KeyStore {
         if !valid {
             return Err(KeyStoreError::InvalidName(name.to_owned()));
         }
-        let _lock = RepoLock::acquire(&self.layout.state_dir().join("lock"))?;
-        let mut keys = self.load()?;
-        if keys
-            .iter()
-            .any(|k| k.name == name && k.revoked_at.is_none())
-        {
-            return Err(KeyStoreError::Duplicate(name.to_owned()));
-        }
         let mut raw = [0u8; 16];
         aws_lc_rs::rand::fill(&mut raw).expect("the system RNG is available");
         let secret = hex::encode(raw);
@@ -154,28 +168,76 @@ impl KeyStore {
             revoked_at: None,
             created_by: created_by.map(str::to_owned),
         };
-        keys.push(record.clone());
-        self.save(keys)?;
+        self.update(|keys| {
+            if keys
+                .iter()
+                .any(|k| k.name == name && k.revoked_at.is_none())
+            {
+                return Err(KeyStoreError::Duplicate(name.to_owned()));
+            }
+            keys.push(record.clone());
+            Ok(())
+        })?;
         Ok((record, secret))
     }
 
     /// Revokes the active key called `name`.
     pub fn revoke(&self, name: &str) -> Result<KeyRecord, KeyStoreError> {
-        let _lock = RepoLock::acquire(&self.layout.state_dir().join("lock"))?;
-        let mut keys = self.load()?;
-        let key = keys
-            .iter_mut()
-            .find(|k| k.name == name && k.revoked_at.is_none())
-            .ok_or_else(|| KeyStoreError::NotFound(name.to_owned()))?;
-        key.revoked_at = Some(now());
-        let revoked = key.clone();
-        self.save(keys)?;
-        Ok(revoked)
+        let mut revoked = None;
+        self.update(|keys| {
+            let key = keys
+                .iter_mut()
+                .find(|k| k.name == name && k.revoked_at.is_none())
+                .ok_or_else(|| KeyStoreError::NotFound(name.to_owned()))?;
+            key.revoked_at = Some(now());
+            revoked = Some(key.clone());
+            Ok(())
+        })?;
+        Ok(revoked.expect("set by a successful update"))
     }
 
-    fn save(&self, keys: Vec<KeyRecord>) -> Result<(), KeyStoreError> {
-        let bytes = serde_json::to_vec_pretty(&KeyFile { keys }).expect("keys always serialise");
-        Ok(write_atomic(&self.path(), &bytes).and_then(|()| restrict(&self.path()))?)
+    /// Read, change, and write back only if nobody wrote in between; else again.
+    fn update(
+        &self,
+        mut change: impl FnMut(&mut Vec<KeyRecord>) -> Result<(), KeyStoreError>,
+    ) -> Result<(), KeyStoreError> {
+        let _lock = self.store.lock().map_err(RegistryError::from)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut keys, meta) = self.load_with_meta()?;
+            change(&mut keys)?;
+            let bytes =
+                serde_json::to_vec_pretty(&KeyFile { keys }).expect("keys always serialise");
+            let precondition = Precondition::unchanged_since(meta.as_ref());
+            match self
+                .store
+                .put(&StorageKey::Keys, Bytes::from(bytes), precondition)
+            {
+                Ok(_) => return self.restrict(),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(RegistryError::from(e).into()),
+            }
+        }
+        Err(RegistryError::Contention {
+            path: StorageKey::Keys.path(),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into())
+    }
+
+    /// On disk, only the owner may read even the hashes.
+    fn restrict(&self) -> Result<(), KeyStoreError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Some(root) = self.store.local_root() else {
+            return Ok(());
+        };
+        let path = root.join(StorageKey::Keys.path());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+            KeyStoreError::Registry(RegistryError::Io {
+                action: "setting permissions of",
+                path,
+                source,
+            })
+        })
     }
 }
 
@@ -204,12 +266,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn restrict(path: &std::path::Path) -> Result<(), RegistryError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(crate::error::io_err("setting permissions of", path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +273,7 @@ mod tests {
     #[test]
     fn secrets_are_shown_once_stored_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::new(&Layout::new(dir.path()));
+        let store = KeyStore::new(&hexrepo_store::Store::local(dir.path()));
         let (record, secret) = store.create("ci", &[Permission::Repository], None).unwrap();
         assert_eq!(secret.len(), 32);
         let stored = std::fs::read_to_string(store.path()).unwrap();

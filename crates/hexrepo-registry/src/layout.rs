@@ -1,7 +1,10 @@
-//! Where each repository resource lives under a repository folder: the one place that turns
-//! resources into paths (HEX-PROTOCOL.md §1.1), so no other code joins path strings.
+//! A repository folder on local disk: where each resource lives under it, for the commands and
+//! tests that work on a folder. Paths come from [`StorageKey`], the one place that turns
+//! resources into paths (HEX-PROTOCOL.md §1.1).
 
 use std::path::{Path, PathBuf};
+
+use hexrepo_store::{STATE_DIR, StorageKey, Store};
 
 /// The layout of a repository folder (`PUBLIC_DIR`), identical to `mix hex.registry build`'s.
 #[derive(Debug, Clone)]
@@ -20,51 +23,59 @@ impl Layout {
         &self.root
     }
 
+    /// The folder as a [`Store`].
+    pub fn store(&self) -> Store {
+        Store::local(&self.root)
+    }
+
+    /// Where `key` lives in the folder.
+    pub fn path_of(&self, key: &StorageKey) -> PathBuf {
+        self.root.join(key.path())
+    }
+
     /// `/names`.
     pub fn names(&self) -> PathBuf {
-        self.root.join("names")
+        self.path_of(&StorageKey::Names)
     }
 
     /// `/versions`.
     pub fn versions(&self) -> PathBuf {
-        self.root.join("versions")
+        self.path_of(&StorageKey::Versions)
     }
 
     /// `/public_key`.
     pub fn public_key(&self) -> PathBuf {
-        self.root.join("public_key")
+        self.path_of(&StorageKey::PublicKey)
     }
 
     /// The `packages/` folder.
     pub fn packages_dir(&self) -> PathBuf {
-        self.root.join("packages")
+        self.root.join(hexrepo_store::Folder::Packages.path())
     }
 
     /// `/packages/NAME`.
     pub fn package(&self, name: &str) -> PathBuf {
-        self.packages_dir().join(name)
+        self.path_of(&StorageKey::package(name))
     }
 
     /// The `tarballs/` folder.
     pub fn tarballs_dir(&self) -> PathBuf {
-        self.root.join("tarballs")
+        self.root.join(hexrepo_store::Folder::Tarballs.path())
     }
 
     /// `/tarballs/NAME-VERSION.tar`.
     pub fn tarball(&self, name: &str, version: &str) -> PathBuf {
-        self.tarballs_dir().join(format!("{name}-{version}.tar"))
+        self.path_of(&StorageKey::tarball(name, version))
     }
 
     /// `/docs/NAME-VERSION.tar.gz`.
     pub fn docs(&self, name: &str, version: &str) -> PathBuf {
-        self.root
-            .join("docs")
-            .join(format!("{name}-{version}.tar.gz"))
+        self.path_of(&StorageKey::docs(name, version))
     }
 
     /// `.hexrepo/`: our own state (build cache, lock). Never served: a dot-folder.
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join(".hexrepo")
+        self.root.join(STATE_DIR)
     }
 }
 
@@ -74,6 +85,15 @@ pub fn parse_tarball_file_name(file_name: &str) -> Option<(&str, &str)> {
     let stem = file_name.strip_suffix(".tar")?;
     let (name, version) = stem.split_once('-')?;
     (!name.is_empty() && !version.is_empty()).then_some((name, version))
+}
+
+/// Where an object of `store` is, for messages: a path on disk, or the store's URL and the
+/// object's path.
+pub fn locate(store: &Store, key: &StorageKey) -> PathBuf {
+    match store.local_root() {
+        Some(root) => root.join(key.path()),
+        None => PathBuf::from(format!("{}/{}", store.describe(), key.path())),
+    }
 }
 
 #[cfg(test)]

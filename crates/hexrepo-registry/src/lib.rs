@@ -3,19 +3,19 @@
 //! rules: which files a change rewrites, in which order, and what a reader may observe meanwhile
 //! (HEX-PROTOCOL.md §4 describes the official builder we stay compatible with).
 //!
-//! It works on a repository folder on local disk; formats come from `hexfmt`.
+//! It works on a repository in any `hexrepo-store` backend; formats come from `hexfmt`.
 
 pub mod audit;
 pub mod build;
 pub mod cache;
 pub mod error;
-pub mod files;
 pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod publish;
 pub mod release;
 pub mod retire;
+pub mod signed_files;
 pub mod verify;
 
 pub use error::RegistryError;

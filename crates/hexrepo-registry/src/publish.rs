@@ -1,10 +1,12 @@
 //! Publishing and reverting releases (HEX-PROTOCOL.md §6.4): the rules a release must satisfy,
 //! and the order of writes that keeps every reader and every crash safe.
 //!
-//! A publish validates the tarball and its metadata, then, under the repository lock, stages
-//! the tarball, the re-signed `packages/NAME`, `versions` and `names`, syncs once, and renames
-//! them into place in that order: a reader never sees a version whose tarball or package file
-//! is missing. Publishing a byte-identical tarball again succeeds and completes whatever an
+//! A publish validates the tarball and its metadata, then writes the tarball, the re-signed
+//! `packages/NAME`, `versions` and `names` in that order, each only if unchanged since it was
+//! read (the tarball only if new): a reader never sees a version whose tarball or package file
+//! is missing, and two replicas publishing at once never overwrite each other's indexes: the
+//! loser re-reads and tries again. On local disk the repository lock also queues writers on
+//! one machine. Publishing a byte-identical tarball again succeeds and completes whatever an
 //! interrupted attempt left undone, so clients can simply retry.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,21 +14,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hexfmt::checksum::Checksum;
 use hexfmt::keys::PrivateKey;
 use hexfmt::metadata::Metadata;
-use hexfmt::proto::names::Names;
 use hexfmt::proto::package::{Package, Timestamp};
-use hexfmt::proto::versions::Versions;
-use hexfmt::registry::{encode_signed, read_names, read_package, read_versions};
 use hexfmt::requirement::Requirement;
 use hexfmt::tarball::{TarballError, read_tarball};
 use hexfmt::version::{Version, VersionError};
-use prost::Message as _;
+use hexrepo_store::{Bytes, Precondition, StorageKey, Store, Write};
 
-use crate::build::read_optional;
-use crate::error::{RegistryError, io_err};
-use crate::files::{Batch, RepoLock, sync_dir};
-use crate::index::{update_names, update_versions};
-use crate::layout::Layout;
+use crate::error::RegistryError;
 use crate::release::{DependencyInfo, ReleaseInfo};
+use crate::signed_files::{SignedFiles, is_conflict};
 
 /// Names hex.pm reserves (HEX-PROTOCOL.md §3.10); publishing them is refused unless the
 /// operator configures another list.
@@ -159,8 +155,8 @@ pub struct Published {
 /// Publishes and reverts releases of one repository.
 #[derive(Debug)]
 pub struct Publisher<'a> {
-    /// The repository folder.
-    pub layout: &'a Layout,
+    /// Where the repository is.
+    pub store: Store,
     /// The repository name.
     pub repository: &'a str,
     /// The signing key.
@@ -170,6 +166,14 @@ pub struct Publisher<'a> {
 }
 
 impl Publisher<'_> {
+    fn files(&self) -> SignedFiles<'_> {
+        SignedFiles {
+            store: &self.store,
+            repository: self.repository,
+            key: self.key,
+        }
+    }
+
     /// Validates and publishes `tarball`. `path_name` is the package named in the request URL,
     /// when the route has one.
     pub fn publish(
@@ -197,31 +201,70 @@ impl Publisher<'_> {
         let version = Version::parse(&metadata.version)?;
         version.is_valid_for_hex()?;
 
-        let _lock = RepoLock::acquire(&self.layout.state_dir().join("lock"))?;
+        let _lock = self.store.lock().map_err(RegistryError::from)?;
         self.check_requirements(&name, &info.dependencies)?;
-        let mut package = self.read_package(&name)?.unwrap_or_else(|| Package {
-            name: name.clone(),
-            repository: self.repository.to_owned(),
-            ..Package::default()
-        });
+        let tarball = Bytes::copy_from_slice(tarball);
+        let mut created = false;
+        self.files().retrying(
+            &StorageKey::package(&name),
+            |attempt| {
+                // A retry after a lost race may find its own release already in place.
+                self.publish_attempt(&name, &info, &tarball, replace, attempt > 0, &mut created)
+            },
+            |e| matches!(e, PublishError::Registry(e) if is_conflict(e)),
+        )?;
+        Ok(Published {
+            metadata,
+            outer_checksum: info.outer_checksum,
+            created,
+        })
+    }
+
+    /// Reads the package, decides, and commits tarball → package → versions → names, each
+    /// write conditional on what was read. Sets `created` when the release is new, before
+    /// writing: an attempt that loses a race part-way may already have added it.
+    fn publish_attempt(
+        &self,
+        name: &str,
+        info: &ReleaseInfo,
+        tarball: &Bytes,
+        replace: bool,
+        retrying: bool,
+        created: &mut bool,
+    ) -> Result<(), PublishError> {
+        let files = self.files();
+        let read = files.package(name)?;
+        let mut package = read.as_ref().map_or_else(
+            || Package {
+                name: name.to_owned(),
+                repository: self.repository.to_owned(),
+                ..Package::default()
+            },
+            |r| r.value.clone(),
+        );
         let now = now_seconds();
+        let tarball_key = StorageKey::tarball(name, &info.version);
+        let stored = self.store.get(&tarball_key).map_err(RegistryError::from)?;
+        let identical_tarball = stored.as_ref().is_some_and(|o| o.bytes == *tarball);
         let existing = package
             .releases
             .iter()
             .position(|r| r.version == info.version);
-        let created = match existing {
-            // An identical retry of a publish that did not finish: complete it.
+        let new_release = match existing {
+            // An identical retry of a publish that did not finish (or that we just raced
+            // ourselves through): complete it.
             Some(i)
                 if package.releases[i].outer_checksum.as_deref()
                     == Some(info.outer_checksum.as_bytes())
-                    && !self.is_complete(&name, &info.version, tarball)? =>
+                    && (retrying
+                        || !self.is_complete(name, &info.version, identical_tarball)?) =>
             {
                 false
             }
             Some(_) if !replace => {
                 return Err(PublishError::AlreadyPublished {
-                    name,
-                    version: info.version,
+                    name: name.to_owned(),
+                    version: info.version.clone(),
                 });
             }
             Some(i) => {
@@ -236,6 +279,14 @@ impl Publisher<'_> {
                 false
             }
             None => {
+                // A tarball without a release is left by a publish that stopped before the
+                // package file; other bytes there are another client's release in progress.
+                if stored.is_some() && !identical_tarball && !replace {
+                    return Err(PublishError::AlreadyPublished {
+                        name: name.to_owned(),
+                        version: info.version.clone(),
+                    });
+                }
                 let mut release = info.to_proto(self.repository);
                 release.published_at = Some(Timestamp {
                     seconds: now,
@@ -248,144 +299,96 @@ impl Publisher<'_> {
                 true
             }
         };
-        let tarballs = self.layout.tarballs_dir();
-        std::fs::create_dir_all(&tarballs).map_err(io_err("creating", &tarballs))?;
-        let mut batch = Batch::default();
-        batch.stage(&self.layout.tarball(&name, &info.version), tarball)?;
-        self.stage_indexes(&mut batch, &package, Some(now))?;
-        batch.commit()?;
-        Ok(Published {
-            metadata,
-            outer_checksum: info.outer_checksum,
-            created,
-        })
+        let mut writes = Vec::with_capacity(4);
+        if !identical_tarball {
+            writes.push(Write {
+                key: tarball_key,
+                bytes: tarball.clone(),
+                precondition: match &stored {
+                    Some(object) => Precondition::Match(object.meta.version.clone()),
+                    None => Precondition::Create,
+                },
+            });
+        }
+        let package_bytes = files.sign(&package);
+        writes.push(match &read {
+            Some(read) => read.replace_with(StorageKey::package(name), package_bytes),
+            None => Write {
+                key: StorageKey::package(name),
+                bytes: package_bytes,
+                precondition: Precondition::Create,
+            },
+        });
+        writes.extend(files.index_writes(&package, Some(now))?);
+        *created |= new_release;
+        self.store.commit(writes).map_err(RegistryError::from)?;
+        Ok(())
     }
 
     /// Removes a release; the package disappears with its last release, and the release's
     /// tarball and docs go with it.
     pub fn revert(&self, name: &str, version: &str) -> Result<(), RegistryError> {
-        let _lock = RepoLock::acquire(&self.layout.state_dir().join("lock"))?;
-        let mut package = self
-            .read_package(name)?
-            .ok_or_else(|| RegistryError::NoSuchPackage(name.to_owned()))?;
-        let before = package.releases.len();
-        package.releases.retain(|r| r.version != version);
-        if package.releases.len() == before {
-            return Err(RegistryError::NoSuchRelease {
-                package: name.to_owned(),
-                version: version.to_owned(),
-            });
-        }
-        let mut batch = Batch::default();
-        let last = package.releases.is_empty();
-        self.stage_indexes(&mut batch, &package, (!last).then(now_seconds))?;
-        batch.commit()?;
-        // Nothing names these files any more.
-        let mut doomed = vec![
-            self.layout.tarball(name, version),
-            self.layout.docs(name, version),
-        ];
+        let _lock = self.store.lock()?;
+        let files = self.files();
+        let last = files.retrying(
+            &StorageKey::package(name),
+            |_| {
+                let read = files
+                    .package(name)?
+                    .ok_or_else(|| RegistryError::NoSuchPackage(name.to_owned()))?;
+                let mut package = read.value.clone();
+                let before = package.releases.len();
+                package.releases.retain(|r| r.version != version);
+                if package.releases.len() == before {
+                    return Err(RegistryError::NoSuchRelease {
+                        package: name.to_owned(),
+                        version: version.to_owned(),
+                    });
+                }
+                let last = package.releases.is_empty();
+                let mut writes = Vec::new();
+                if !last {
+                    writes.push(read.replace_with(StorageKey::package(name), files.sign(&package)));
+                }
+                writes.extend(files.index_writes(&package, (!last).then(now_seconds))?);
+                self.store.commit(writes)?;
+                Ok(last)
+            },
+            is_conflict,
+        )?;
+        // Nothing names these objects any more. (Deletes cannot be conditional on object
+        // stores: a publish of the same package racing a revert of its last release may lose
+        // its package file, which `verify` reports and a re-publish repairs.)
+        self.store.delete(&StorageKey::tarball(name, version))?;
+        self.store.delete(&StorageKey::docs(name, version))?;
         if last {
-            doomed.push(self.layout.package(name));
+            self.store.delete(&StorageKey::package(name))?;
         }
-        for path in doomed {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("removing", &path)(e)),
-            }
-        }
-        sync_dir(&self.layout.tarballs_dir())
+        Ok(())
     }
 
     /// Whether a release is fully in place: its tarball holds these bytes and `versions`
-    /// lists it (`names` is written with `versions`, in the same batch).
+    /// lists it (`names` is written right after `versions`).
     fn is_complete(
         &self,
         name: &str,
         version: &str,
-        tarball: &[u8],
+        identical_tarball: bool,
     ) -> Result<bool, RegistryError> {
-        if read_optional(&self.layout.tarball(name, version))?.as_deref() != Some(tarball) {
+        if !identical_tarball {
             return Ok(false);
         }
-        let Some(bytes) = read_optional(&self.layout.versions())? else {
-            return Ok(false);
-        };
-        let versions =
-            read_versions(&bytes, &self.key.public_key(), self.repository).map_err(|source| {
-                RegistryError::RegistryFile {
-                    path: self.layout.versions(),
-                    source,
-                }
-            })?;
-        Ok(versions
+        Ok(self
+            .files()
+            .versions()?
+            .value
             .packages
             .iter()
             .any(|p| p.name == name && p.versions.iter().any(|v| v == version)))
     }
 
-    /// Stages `packages/NAME` (unless the package is now empty), `versions` and `names`.
-    fn stage_indexes(
-        &self,
-        batch: &mut Batch,
-        package: &Package,
-        updated_at: Option<i64>,
-    ) -> Result<(), RegistryError> {
-        let public = self.key.public_key();
-        let mut versions = match read_optional(&self.layout.versions())? {
-            Some(bytes) => read_versions(&bytes, &public, self.repository).map_err(|source| {
-                RegistryError::RegistryFile {
-                    path: self.layout.versions(),
-                    source,
-                }
-            })?,
-            None => Versions {
-                packages: Vec::new(),
-                repository: self.repository.to_owned(),
-            },
-        };
-        let mut names = match read_optional(&self.layout.names())? {
-            Some(bytes) => read_names(&bytes, &public, self.repository).map_err(|source| {
-                RegistryError::RegistryFile {
-                    path: self.layout.names(),
-                    source,
-                }
-            })?,
-            None => Names {
-                packages: Vec::new(),
-                repository: self.repository.to_owned(),
-            },
-        };
-        update_versions(&mut versions, package);
-        update_names(&mut names, &package.name, updated_at);
-        if !package.releases.is_empty() {
-            std::fs::create_dir_all(self.layout.packages_dir())
-                .map_err(io_err("creating", self.layout.packages_dir()))?;
-            batch.stage(
-                &self.layout.package(&package.name),
-                &encode_signed(package.encode_to_vec(), self.key),
-            )?;
-        }
-        batch.stage(
-            &self.layout.versions(),
-            &encode_signed(versions.encode_to_vec(), self.key),
-        )?;
-        batch.stage(
-            &self.layout.names(),
-            &encode_signed(names.encode_to_vec(), self.key),
-        )?;
-        Ok(())
-    }
-
     fn read_package(&self, name: &str) -> Result<Option<Package>, RegistryError> {
-        let path = self.layout.package(name);
-        let Some(bytes) = read_optional(&path)? else {
-            return Ok(None);
-        };
-        read_package(&bytes, &self.key.public_key(), self.repository, name)
-            .map(Some)
-            .map_err(|source| RegistryError::RegistryFile { path, source })
+        Ok(self.files().package(name)?.map(|r| r.value))
     }
 
     /// Each requirement parses; one on this repository names an existing package with a

@@ -5,15 +5,14 @@
 use std::str::FromStr;
 
 use hexfmt::keys::PrivateKey;
-use hexfmt::proto::package::{Package, RetirementReason, RetirementStatus};
-use hexfmt::registry::{encode_signed, read_package, read_versions};
-use prost::Message as _;
+use hexfmt::proto::package::{RetirementReason, RetirementStatus};
+use hexrepo_store::{StorageKey, Store};
 
-use crate::build::{Action, Change, read_optional};
+use crate::build::{Action, Change};
 use crate::error::RegistryError;
-use crate::files::{Batch, RepoLock};
 use crate::index::update_versions;
-use crate::layout::Layout;
+use crate::layout::locate;
+use crate::signed_files::{SignedFiles, is_conflict};
 
 /// Why a release was retired: the five reasons Hex knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +72,7 @@ pub struct Retirement {
 /// Sets (`Some`) or clears (`None`) the retirement of `package` `version`. Returns the files
 /// rewritten: none when the release was already in that state.
 pub fn set_retirement(
-    layout: &Layout,
+    store: &Store,
     repository: &str,
     key: &PrivateKey,
     package: &str,
@@ -86,61 +85,53 @@ pub fn set_retirement(
             return Err(RegistryError::RetirementMessage(len));
         }
     }
-    let _lock = RepoLock::acquire(&layout.state_dir().join("lock"))?;
-    let public = key.public_key();
-    let package_path = layout.package(package);
-    let bytes = read_optional(&package_path)?
-        .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
-    let mut decoded: Package =
-        read_package(&bytes, &public, repository, package).map_err(|source| {
-            RegistryError::RegistryFile {
-                path: package_path.clone(),
-                source,
+    let _lock = store.lock()?;
+    let files = SignedFiles {
+        store,
+        repository,
+        key,
+    };
+    let package_key = StorageKey::package(package);
+    files.retrying(
+        &package_key,
+        |_| {
+            let read = files
+                .package(package)?
+                .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+            let mut decoded = read.value.clone();
+            let release = decoded
+                .releases
+                .iter_mut()
+                .find(|r| r.version == version)
+                .ok_or_else(|| RegistryError::NoSuchRelease {
+                    package: package.to_owned(),
+                    version: version.to_owned(),
+                })?;
+            let status = retirement.map(|r| RetirementStatus {
+                reason: r.reason.to_proto() as i32,
+                message: Some(r.message.clone()),
+            });
+            if release.retired == status {
+                return Ok(Vec::new());
             }
-        })?;
-    let release = decoded
-        .releases
-        .iter_mut()
-        .find(|r| r.version == version)
-        .ok_or_else(|| RegistryError::NoSuchRelease {
-            package: package.to_owned(),
-            version: version.to_owned(),
-        })?;
-    let status = retirement.map(|r| RetirementStatus {
-        reason: r.reason.to_proto() as i32,
-        message: Some(r.message.clone()),
-    });
-    if release.retired == status {
-        return Ok(Vec::new());
-    }
-    release.retired = status;
-
-    let versions_path = layout.versions();
-    let versions_bytes =
-        std::fs::read(&versions_path).map_err(crate::error::io_err("reading", &versions_path))?;
-    let mut versions = read_versions(&versions_bytes, &public, repository).map_err(|source| {
-        RegistryError::RegistryFile {
-            path: versions_path.clone(),
-            source,
-        }
-    })?;
-    update_versions(&mut versions, &decoded);
-
-    let mut batch = Batch::default();
-    batch.stage(&package_path, &encode_signed(decoded.encode_to_vec(), key))?;
-    batch.stage(
-        &versions_path,
-        &encode_signed(versions.encode_to_vec(), key),
-    )?;
-    batch.commit()?;
-    Ok(vec![
-        Change {
-            action: Action::Updating,
-            path: package_path,
+            release.retired = status;
+            let mut versions = files.versions()?;
+            update_versions(&mut versions.value, &decoded);
+            store.commit(vec![
+                read.replace_with(package_key.clone(), files.sign(&decoded)),
+                versions.replace_with(StorageKey::Versions, files.sign(&versions.value)),
+            ])?;
+            Ok(vec![
+                Change {
+                    action: Action::Updating,
+                    path: locate(store, &package_key),
+                },
+                Change {
+                    action: Action::Updating,
+                    path: locate(store, &StorageKey::Versions),
+                },
+            ])
         },
-        Change {
-            action: Action::Updating,
-            path: versions_path,
-        },
-    ])
+        is_conflict,
+    )
 }

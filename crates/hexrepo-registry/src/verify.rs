@@ -12,9 +12,11 @@ use hexfmt::registry::{read_names, read_package, read_versions};
 use hexfmt::tarball::read_tarball;
 use rayon::prelude::*;
 
-use crate::build::{is_valid_package_name, read_optional};
+use hexrepo_store::{Folder, StorageKey, Store};
+
+use crate::build::is_valid_package_name;
 use crate::index::retired_indexes;
-use crate::layout::{Layout, parse_tarball_file_name};
+use crate::layout::parse_tarball_file_name;
 
 /// Where repository resources come from: a folder, or a server (implemented by the binary).
 pub trait Source: Sync {
@@ -38,34 +40,36 @@ pub struct Listing {
     pub tarballs: Vec<String>,
 }
 
-/// A repository folder as a [`Source`].
+/// A repository in a [`Store`] (a folder, a bucket) as a [`Source`].
 #[derive(Debug)]
-pub struct DirSource(pub Layout);
+pub struct StoreSource(pub Store);
 
-impl Source for DirSource {
+impl Source for StoreSource {
     fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         // Paths are built by `verify` from validated names; refuse anything else anyway.
-        if path.split('/').any(|c| c.is_empty() || c.starts_with('.')) {
-            return Err(format!("refusing to read {path:?}"));
-        }
-        read_optional(&self.0.root().join(path)).map_err(|e| e.to_string())
+        let key = StorageKey::from_repository_path(path)
+            .ok_or_else(|| format!("refusing to read {path:?}"))?;
+        self.0
+            .get(&key)
+            .map(|object| object.map(|o| o.bytes.to_vec()))
+            .map_err(|e| e.to_string())
     }
 
     fn listing(&self) -> Option<Listing> {
-        let list = |dir: std::path::PathBuf| -> Vec<String> {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| !n.starts_with('.'))
+        let list = |folder: Folder| -> Vec<String> {
+            self.0
+                .list(folder)
+                .map(|metas| {
+                    metas
+                        .into_iter()
+                        .filter_map(|m| m.path.rsplit_once('/').map(|(_, name)| name.to_owned()))
                         .collect()
                 })
                 .unwrap_or_default()
         };
         Some(Listing {
-            packages: list(self.0.packages_dir()),
-            tarballs: list(self.0.tarballs_dir()),
+            packages: list(Folder::Packages),
+            tarballs: list(Folder::Tarballs),
         })
     }
 }

@@ -3,19 +3,30 @@
 //! rebar3's `repo_key` do (HEX-PROTOCOL.md §1.7). Every comparison is constant-time; no
 //! credential is ever logged.
 //!
+//! Keys are re-read when their file changes: on local disk checked with one `stat` per
+//! request; on object stores refreshed in the background at most every [`KEYS_REFRESH`], so
+//! a key created or revoked on another replica takes effect within that time. Until the first
+//! read completes, and whenever the key file cannot be read, no key is accepted and reads
+//! require credentials: it fails closed.
+//!
 //! 401 or 403: a request with no credentials gets 401 with a `WWW-Authenticate` challenge, so
 //! curl and browsers work; a request with wrong credentials gets 403. Current Hex answers a 401
 //! by offering an interactive hex.pm login, which is the wrong advice for a bad key, and a 403
 //! is reported as a plain permission problem instead.
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use hexfmt::checksum::Checksum;
 use hexrepo_registry::keys::{KeyRecord, KeyStore, Permission, authenticate};
+use hexrepo_store::{Fetched, StorageKey};
+
+/// How often a server on an object store looks for changed keys.
+pub const KEYS_REFRESH: Duration = Duration::from_secs(1);
 
 /// When reads need credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +96,20 @@ pub struct Authenticator {
     mode: ReadAuth,
     basic: Option<BasicCredentials>,
     keys: Option<KeyStore>,
-    loaded: Mutex<LoadedKeys>,
+    loaded: Arc<Mutex<LoadedKeys>>,
+    /// A background refresh (object stores) is running.
+    refreshing: Arc<AtomicBool>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LoadedKeys {
-    stamp: Option<(u64, i64, u64)>,
+    /// The key file's version token when read; `None`: there was no file.
+    version: Option<String>,
     keys: Arc<Vec<KeyRecord>>,
-    /// The key file exists but cannot be read: fail closed until it is fixed.
+    /// Never read yet, or the key file exists but cannot be read: fail closed.
     broken: bool,
+    /// When the store was last asked.
+    checked: Option<Instant>,
 }
 
 impl Authenticator {
@@ -103,12 +119,21 @@ impl Authenticator {
         basic: Option<BasicCredentials>,
         keys: Option<KeyStore>,
     ) -> Authenticator {
-        Authenticator {
+        let authenticator = Authenticator {
             mode,
             basic,
             keys,
-            loaded: Mutex::new(LoadedKeys::default()),
-        }
+            loaded: Arc::new(Mutex::new(LoadedKeys {
+                version: None,
+                keys: Arc::default(),
+                broken: true,
+                checked: None,
+            })),
+            refreshing: Arc::new(AtomicBool::new(false)),
+        };
+        // Read them now, so the first requests need not fail closed.
+        authenticator.current_keys();
+        authenticator
     }
 
     /// Whether reading the repository needs credentials right now.
@@ -169,29 +194,78 @@ impl Authenticator {
         let Some(store) = &self.keys else {
             return (Arc::default(), false);
         };
-        let path: PathBuf = store.path();
-        let stamp = std::fs::metadata(&path).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt as _;
-            (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.len())
-        });
+        let Some(version) = store.store().local_version(&StorageKey::Keys) else {
+            self.refresh_in_background(store);
+            let loaded = self.loaded.lock().expect("key cache lock");
+            return (loaded.keys.clone(), loaded.broken);
+        };
         let mut loaded = self.loaded.lock().expect("key cache lock");
-        if loaded.stamp != stamp || stamp.is_none() && !loaded.keys.is_empty() {
-            loaded.stamp = stamp;
-            match store.load() {
-                Ok(keys) => {
-                    loaded.keys = Arc::new(keys);
-                    loaded.broken = false;
-                }
-                Err(e) => {
-                    tracing::error!(
-                        "cannot read repository keys, refusing every key until fixed: {e}"
-                    );
-                    loaded.keys = Arc::default();
-                    loaded.broken = true;
-                }
-            }
+        if loaded.checked.is_none() || loaded.version != version {
+            loaded.checked = Some(Instant::now());
+            loaded.version = version;
+            apply(&mut loaded, store.load());
         }
         (loaded.keys.clone(), loaded.broken)
+    }
+
+    /// Starts one background read of the key file when the last is older than
+    /// [`KEYS_REFRESH`]. Needs a tokio runtime; without one, keys stay as they are.
+    fn refresh_in_background(&self, store: &KeyStore) {
+        let due = self
+            .loaded
+            .lock()
+            .expect("key cache lock")
+            .checked
+            .is_none_or(|at| at.elapsed() >= KEYS_REFRESH);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !due || self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (store, loaded, refreshing) = (
+            store.clone(),
+            Arc::clone(&self.loaded),
+            Arc::clone(&self.refreshing),
+        );
+        runtime.spawn(async move {
+            let version = loaded.lock().expect("key cache lock").version.clone();
+            let fetched = store.store().fetch(&StorageKey::Keys, version).await;
+            let mut loaded = loaded.lock().expect("key cache lock");
+            loaded.checked = Some(Instant::now());
+            match fetched {
+                // Unchanged: what we concluded from it stands, broken or not.
+                Ok(Fetched::NotModified) => {}
+                Ok(Fetched::Missing) => {
+                    loaded.version = None;
+                    apply(&mut loaded, Ok(Vec::new()));
+                }
+                Ok(Fetched::Found(object)) => {
+                    loaded.version = Some(object.meta.version);
+                    apply(&mut loaded, store.parse(&object.bytes));
+                }
+                // An outage keeps the keys we know; the first read keeps failing closed.
+                Err(e) => tracing::warn!("cannot refresh repository keys: {e}"),
+            }
+            refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+fn apply(
+    loaded: &mut LoadedKeys,
+    keys: Result<Vec<KeyRecord>, hexrepo_registry::keys::KeyStoreError>,
+) {
+    match keys {
+        Ok(keys) => {
+            loaded.keys = Arc::new(keys);
+            loaded.broken = false;
+        }
+        Err(e) => {
+            tracing::error!("cannot read repository keys, refusing every key until fixed: {e}");
+            loaded.keys = Arc::default();
+            loaded.broken = true;
+        }
     }
 }
 

@@ -125,7 +125,6 @@ fn open_s3(
         max_retries: RETRIES,
         retry_timeout: RETRY_WINDOW,
     });
-    let mut endpoint = None;
     let settings = options
         .s3
         .iter()
@@ -139,26 +138,18 @@ fn open_s3(
             url: url.to_owned(),
             reason: e.to_string(),
         })?;
-        if key == "endpoint" {
-            endpoint = Some(value.to_owned());
-        }
         builder = builder.with_config(parsed, value);
     }
-    let endpoint = endpoint.or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
     let s3 = builder.build().map_err(|e| StoreError::InvalidUrl {
         url: url.to_owned(),
         reason: e.to_string(),
     })?;
-    let description = match endpoint {
-        Some(endpoint) => format!("{url} at {endpoint}"),
-        None => url.to_owned(),
-    };
     let inner: Arc<dyn object_store::ObjectStore> = if prefix.is_empty() {
         Arc::new(s3)
     } else {
         Arc::new(PrefixStore::new(s3, prefix))
     };
-    Ok(Store::remote(inner, description))
+    Ok(Store::remote(inner, url.to_owned()))
 }
 
 #[cfg(test)]
@@ -189,10 +180,7 @@ mod tests {
             ignore_env: true,
         };
         let store = open("s3://bucket/some/prefix", &s3).unwrap();
-        assert_eq!(
-            store.describe(),
-            "s3://bucket/some/prefix at http://127.0.0.1:9"
-        );
+        assert_eq!(store.describe(), "s3://bucket/some/prefix");
         for bad in ["file://relative", "s3://", "ftp://x"] {
             let err = open(bad, &options).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
+use hexrepo_store::{S3Option, Store, StoreOptions};
 use serde::Deserialize;
 
 /// Every environment variable hexrepo reads, in one place.
@@ -40,6 +41,10 @@ pub mod env {
     pub const PUBLIC_URL: &str = "HEXREPO_PUBLIC_URL";
     /// Package names nobody may publish, comma-separated.
     pub const RESERVED_NAMES: &str = "HEXREPO_RESERVED_NAMES";
+    /// Where the repository is stored: a folder, `file:///path` or `s3://bucket/prefix`.
+    /// S3 endpoint, region and credentials come from the usual `AWS_*` variables (see
+    /// `hexrepo_store::S3Option::env_var`), or from the config file's `[s3]` table.
+    pub const STORAGE: &str = "HEXREPO_STORAGE";
 }
 
 /// The config file looked for in the working directory when none is named.
@@ -88,6 +93,9 @@ pub struct Flags {
     /// Package names nobody may publish, comma-separated [env: HEXREPO_RESERVED_NAMES; default: hex.pm's list].
     #[arg(long, value_delimiter = ',')]
     pub reserved_names: Option<Vec<String>>,
+    /// Where the repository is stored: a folder, file:///path or s3://bucket/prefix [env: HEXREPO_STORAGE; default: the public dir].
+    #[arg(long)]
+    pub storage: Option<String>,
 }
 
 /// The config file's keys, the same names as the flags with `_`.
@@ -106,6 +114,42 @@ struct FileConfig {
     cache_mib: Option<u64>,
     public_url: Option<String>,
     reserved_names: Option<Vec<String>>,
+    storage: Option<String>,
+    #[serde(default)]
+    s3: S3File,
+}
+
+/// The config file's `[s3]` table: used where the matching `AWS_*` variable is not set.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3File {
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
+    virtual_hosted_style: Option<bool>,
+}
+
+impl S3File {
+    fn options(&self) -> Vec<(S3Option, String)> {
+        [
+            (S3Option::Endpoint, self.endpoint.clone()),
+            (S3Option::Region, self.region.clone()),
+            (S3Option::AccessKeyId, self.access_key_id.clone()),
+            (S3Option::SecretAccessKey, self.secret_access_key.clone()),
+            (S3Option::AllowHttp, self.allow_http.map(|b| b.to_string())),
+            (
+                S3Option::VirtualHostedStyle,
+                self.virtual_hosted_style.map(|b| b.to_string()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(option, value)| Some((option, value?)))
+        // The environment wins over the file, as for every other setting.
+        .filter(|(option, _)| env_var(option.env_var()).is_none())
+        .collect()
+    }
 }
 
 /// Where a value came from.
@@ -190,6 +234,10 @@ pub struct Settings {
     pub public_url: Setting<Option<String>>,
     /// Package names nobody may publish.
     pub reserved_names: Setting<Vec<String>>,
+    /// Where the repository is stored (the public dir unless set).
+    pub storage: Setting<String>,
+    /// S3 settings from the config file not overridden by the environment.
+    s3: Vec<(S3Option, String)>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -247,6 +295,7 @@ fn text(raw: &str) -> anyhow::Result<String> {
 impl Settings {
     /// Resolves the four layers. Fails on an unreadable config file or an invalid value, naming
     /// the layer it came from.
+    #[allow(clippy::too_many_lines)] // one `pick` per setting, in one place on purpose
     pub fn resolve(flags: &Flags) -> anyhow::Result<Settings> {
         let (config_file, file) = load_file(flags)?;
         let f = &config_file;
@@ -340,10 +389,30 @@ impl Settings {
                 (file.reserved_names, f),
                 default_reserved_names(),
             )?,
+            storage: pick(
+                flags.storage,
+                env::STORAGE,
+                text,
+                (file.storage, f),
+                String::new(),
+            )?,
+            s3: file.s3.options(),
             config_file,
-        };
+        }
+        .with_default_storage();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Storage left unset is the public dir, from wherever that came.
+    fn with_default_storage(mut self) -> Settings {
+        if self.storage.value.is_empty() {
+            self.storage = Setting {
+                value: self.public_dir.value.display().to_string(),
+                origin: self.public_dir.origin.clone(),
+            };
+        }
+        self
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -358,6 +427,16 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// Opens the repository's store.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let options = StoreOptions {
+            s3: self.s3.clone(),
+            ignore_env: false,
+        };
+        Store::open(&self.storage.value, &options)
+            .with_context(|| format!("opening storage (from {})", self.storage.origin))
     }
 
     /// `key = value  # origin` lines with secrets redacted, for `hexrepo config show`.
@@ -388,7 +467,18 @@ impl Settings {
             line("cache_mib", &self.cache_mib),
             line("public_url", &self.public_url),
             line("reserved_names", &self.reserved_names),
+            line("storage", &self.storage),
         ]
+        .into_iter()
+        .chain(self.s3.iter().map(|(option, value)| {
+            let shown = if *option == S3Option::SecretAccessKey {
+                "<redacted>"
+            } else {
+                value.as_str()
+            };
+            format!("s3.{option:?} = {shown:?}  # config file")
+        }))
+        .collect()
     }
 }
 

@@ -169,7 +169,7 @@ fn retirements_and_publication_times_survive_a_rebuild() {
         message: "CVE-2026-0001".into(),
     };
     set_retirement(
-        &layout,
+        &layout.store(),
         REPO,
         &key(),
         "acme_core",
@@ -236,7 +236,7 @@ fn retire_and_unretire_touch_only_the_package_and_versions() {
         message: "use acme_core 1.x".into(),
     };
     let changes = set_retirement(
-        &layout,
+        &layout.store(),
         REPO,
         &key(),
         "acme_core",
@@ -252,7 +252,7 @@ fn retire_and_unretire_touch_only_the_package_and_versions() {
     }
     assert!(
         set_retirement(
-            &layout,
+            &layout.store(),
             REPO,
             &key(),
             "acme_core",
@@ -262,7 +262,7 @@ fn retire_and_unretire_touch_only_the_package_and_versions() {
         .unwrap()
         .is_empty()
     );
-    set_retirement(&layout, REPO, &key(), "acme_core", "0.1.0", None).unwrap();
+    set_retirement(&layout.store(), REPO, &key(), "acme_core", "0.1.0", None).unwrap();
     // Back to the exact bytes mix signed.
     assert_eq!(
         gunzip(&layout.package("acme_core")),
@@ -273,14 +273,22 @@ fn retire_and_unretire_touch_only_the_package_and_versions() {
         gunzip(&fixture().join("public/versions"))
     );
 
-    let err = set_retirement(&layout, REPO, &key(), "acme_core", "9.9.9", None).unwrap_err();
+    let err =
+        set_retirement(&layout.store(), REPO, &key(), "acme_core", "9.9.9", None).unwrap_err();
     assert!(matches!(err, RegistryError::NoSuchRelease { .. }), "{err}");
     let short = Retirement {
         reason: Reason::Other,
         message: "no".into(),
     };
-    let err =
-        set_retirement(&layout, REPO, &key(), "acme_core", "0.1.0", Some(&short)).unwrap_err();
+    let err = set_retirement(
+        &layout.store(),
+        REPO,
+        &key(),
+        "acme_core",
+        "0.1.0",
+        Some(&short),
+    )
+    .unwrap_err();
     assert!(matches!(err, RegistryError::RetirementMessage(2)));
 }
 
@@ -391,7 +399,7 @@ fn a_new_signing_key_re_signs_every_file() {
     run_build(&layout);
     let other = hexfmt::keys::PrivateKey::generate(hexfmt::keys::KeyBits::Rsa2048).unwrap();
     let report = hexrepo_registry::build::build(&hexrepo_registry::build::BuildOptions {
-        layout: &layout,
+        store: &layout.store(),
         repository: REPO,
         key: &other,
         skip_invalid: false,

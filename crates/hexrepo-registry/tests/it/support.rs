@@ -54,7 +54,7 @@ pub fn try_build(
     skip_invalid: bool,
 ) -> Result<BuildReport, hexrepo_registry::RegistryError> {
     build(&BuildOptions {
-        layout,
+        store: &layout.store(),
         repository: REPO,
         key: &key(),
         skip_invalid,

@@ -4,12 +4,16 @@ use std::fs;
 
 use hexfmt::keys::{KeyBits, PrivateKey};
 use hexrepo_registry::Layout;
-use hexrepo_registry::verify::{DirSource, VerifyReport, verify};
+use hexrepo_registry::verify::{StoreSource, VerifyReport, verify};
 
 use crate::support::*;
 
 fn audit(layout: &Layout, repository: &str) -> VerifyReport {
-    verify(&DirSource(layout.clone()), repository, &key().public_key())
+    verify(
+        &StoreSource(layout.store()),
+        repository,
+        &key().public_key(),
+    )
 }
 
 #[test]
@@ -56,7 +60,7 @@ fn reports_wrong_name_wrong_key_and_missing_files() {
     );
 
     let stranger = PrivateKey::generate(KeyBits::Rsa2048).unwrap().public_key();
-    let report = verify(&DirSource(layout.clone()), REPO, &stranger);
+    let report = verify(&StoreSource(layout.store()), REPO, &stranger);
     assert!(
         report
             .problems

@@ -209,5 +209,5 @@ fn audit_key(
 ) -> Result<(), ApiError> {
     let mut entry = AuditEntry::now(&actor.name, action, None, None, actor.remote.clone());
     entry.key = Some(key.to_owned());
-    audit::append(&api.layout, &entry).map_err(|e| ApiError::Internal(e.to_string()))
+    audit::append(&api.store, &entry).map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -19,9 +19,9 @@ use axum::http::{HeaderMap, Request};
 use axum::routing::{get, post};
 use hexfmt::keys::PrivateKey;
 use hexfmt::version::Version;
-use hexrepo_registry::Layout;
 use hexrepo_registry::build::is_valid_package_name;
 use hexrepo_registry::keys::{KeyStore, Permission};
+use hexrepo_store::Store;
 
 pub use error::ApiError;
 pub use format::{Format, Reply, respond};
@@ -32,8 +32,8 @@ use crate::router::AppState;
 /// What the API needs beyond the repository endpoint: the signing key and repository name.
 #[derive(Debug)]
 pub struct ApiConfig {
-    /// The repository folder.
-    pub layout: Layout,
+    /// Where the repository is.
+    pub store: Store,
     /// The repository name.
     pub repository: String,
     /// The signing key.
@@ -81,7 +81,7 @@ impl ApiConfig {
     /// The registry's publisher for this repository.
     pub fn publisher(&self) -> hexrepo_registry::publish::Publisher<'_> {
         hexrepo_registry::publish::Publisher {
-            layout: &self.layout,
+            store: self.store.clone(),
             repository: &self.repository,
             key: &self.key,
             reserved: &self.reserved,
@@ -183,7 +183,7 @@ fn remote_address<B>(request: &Request<B>) -> Option<String> {
 
 /// The key store of the repository.
 fn key_store(api: &ApiConfig) -> KeyStore {
-    KeyStore::new(&api.layout)
+    KeyStore::new(&api.store)
 }
 
 /// Runs blocking registry work off the async workers.

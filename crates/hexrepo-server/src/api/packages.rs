@@ -6,12 +6,14 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
+use hexfmt::metadata::Metadata;
 use hexfmt::proto::package::{Package, Release, RetirementReason};
-use hexfmt::registry::{read_names, read_package};
 use hexfmt::tarball::read_tarball;
 use hexfmt::version::Version;
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::keys::Permission;
+use hexrepo_registry::signed_files::SignedFiles;
+use hexrepo_store::StorageKey;
 use serde_json::{Map, Value, json};
 
 use super::releases::registry_error;
@@ -85,10 +87,14 @@ pub async fn search(
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(1)
                     .max(1);
-                let bytes = std::fs::read(api.layout.names())
-                    .map_err(|e| ApiError::Internal(format!("reading names: {e}")))?;
-                let names = read_names(&bytes, &api.key.public_key(), &api.repository)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let names = SignedFiles {
+                    store: &api.store,
+                    repository: &api.repository,
+                    key: &api.key,
+                }
+                .names()
+                .map_err(registry_error)?
+                .value;
                 let items = names
                     .packages
                     .iter()
@@ -119,22 +125,28 @@ fn read_access(
 }
 
 pub(super) fn load_package(api: &ApiConfig, name: &str) -> Result<Package, RegistryError> {
-    let path = api.layout.package(name);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RegistryError::NoSuchPackage(name.to_owned()));
-        }
-        Err(e) => {
-            return Err(RegistryError::Io {
-                action: "reading",
-                path,
-                source: e,
-            });
-        }
-    };
-    read_package(&bytes, &api.key.public_key(), &api.repository, name)
-        .map_err(|source| RegistryError::RegistryFile { path, source })
+    SignedFiles {
+        store: &api.store,
+        repository: &api.repository,
+        key: &api.key,
+    }
+    .package(name)?
+    .map(|read| read.value)
+    .ok_or_else(|| RegistryError::NoSuchPackage(name.to_owned()))
+}
+
+/// The metadata of a release, read from its tarball; `None` when it cannot be read.
+fn release_metadata(api: &ApiConfig, name: &str, version: &str) -> Option<Metadata> {
+    let object = api.store.get(&StorageKey::tarball(name, version)).ok()??;
+    read_tarball(&object.bytes).ok().map(|t| t.metadata)
+}
+
+/// Whether the release has docs; a store outage reads as "no".
+fn has_docs(api: &ApiConfig, name: &str, version: &str) -> bool {
+    matches!(
+        api.store.head(&StorageKey::docs(name, version)),
+        Ok(Some(_))
+    )
 }
 
 fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
@@ -152,9 +164,7 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
         .map(ToString::to_string);
     let meta = latest
         .as_deref()
-        .and_then(|v| std::fs::read(api.layout.tarball(name, v)).ok())
-        .and_then(|bytes| read_tarball(&bytes).ok())
-        .map(|t| t.metadata);
+        .and_then(|v| release_metadata(api, name, v));
     let mut retirements = Map::new();
     for release in &package.releases {
         if let Some(r) = retirement_json(release) {
@@ -177,7 +187,7 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
         "releases": package.releases.iter().rev().map(|r| json!({
             "version": r.version,
             "url": format!("{url}/releases/{}", r.version),
-            "has_docs": api.layout.docs(name, &r.version).exists(),
+            "has_docs": has_docs(api, name, &r.version),
             "inserted_at": r.published_at.map(|t| iso8601(t.seconds)),
         })).collect::<Vec<_>>(),
         "retirements": retirements,
@@ -200,10 +210,7 @@ pub fn release_json(api: &ApiConfig, name: &str, version: &str) -> Result<Value,
             package: name.to_owned(),
             version: version.to_owned(),
         })?;
-    let meta = std::fs::read(api.layout.tarball(name, version))
-        .ok()
-        .and_then(|bytes| read_tarball(&bytes).ok())
-        .map(|t| t.metadata);
+    let meta = release_metadata(api, name, version);
     let requirements: Map<String, Value> = release
         .dependencies
         .iter()
@@ -222,7 +229,7 @@ pub fn release_json(api: &ApiConfig, name: &str, version: &str) -> Result<Value,
     Ok(json!({
         "version": version,
         "checksum": checksum,
-        "has_docs": api.layout.docs(name, version).exists(),
+        "has_docs": has_docs(api, name, version),
         "url": format!("{}/api/packages/{name}/releases/{version}", api.base_url),
         "html_url": null,
         "docs_html_url": null,

@@ -18,6 +18,7 @@ use hexrepo_registry::audit::{self, AuditEntry};
 use hexrepo_registry::keys::Permission;
 use hexrepo_registry::publish::PublishError;
 use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
+use hexrepo_store::{Precondition, StorageKey, StoreError};
 use serde_json::json;
 
 use super::format::decode_body;
@@ -144,7 +145,7 @@ async fn retire_release(
         remote,
         move |state, api, actor, name, version| {
             let changed = set_retirement(
-                &api.layout,
+                &api.store,
                 &api.repository,
                 &api.key,
                 name,
@@ -176,7 +177,7 @@ pub async fn unretire(
         remote_of(remote.as_ref()),
         |state, api, actor, name, version| {
             let changed =
-                set_retirement(&api.layout, &api.repository, &api.key, name, version, None)
+                set_retirement(&api.store, &api.repository, &api.key, name, version, None)
                     .map_err(registry_error)?;
             if !changed.is_empty() {
                 record(state, actor, "unretire", Some(name), Some(version))?;
@@ -213,20 +214,20 @@ async fn store_docs(
         &headers,
         remote,
         move |state, api, actor, name, version| {
-            // Under the repository lock, so a concurrent revert cannot orphan these docs.
-            let _lock =
-                hexrepo_registry::files::RepoLock::acquire(&api.layout.state_dir().join("lock"))
-                    .map_err(registry_error)?;
+            // Under the repository lock (on disk), so a concurrent revert cannot orphan these
+            // docs on this machine.
+            let _lock = api.store.lock().map_err(store_error)?;
             let package = super::packages::load_package(api, name).map_err(registry_error)?;
             if !package.releases.iter().any(|r| r.version == version) {
                 return Err(ApiError::NotFound);
             }
-            let path = api.layout.docs(name, version);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| ApiError::Internal(format!("creating {}: {e}", dir.display())))?;
-            }
-            hexrepo_registry::files::write_atomic(&path, &bytes).map_err(registry_error)?;
+            api.store
+                .put(
+                    &StorageKey::docs(name, version),
+                    bytes.clone(),
+                    Precondition::Overwrite,
+                )
+                .map_err(store_error)?;
             record(state, actor, "docs.publish", Some(name), Some(version))?;
             Ok(Reply {
                 status: StatusCode::CREATED,
@@ -252,13 +253,11 @@ pub async fn remove_docs(
         &headers,
         remote_of(remote.as_ref()),
         |state, api, actor, name, version| {
-            match std::fs::remove_file(api.layout.docs(name, version)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(ApiError::NotFound);
-                }
-                Err(e) => return Err(ApiError::Internal(format!("removing docs: {e}"))),
+            let key = StorageKey::docs(name, version);
+            if api.store.head(&key).map_err(store_error)?.is_none() {
+                return Err(ApiError::NotFound);
             }
+            api.store.delete(&key).map_err(store_error)?;
             record(state, actor, "docs.remove", Some(name), Some(version))?;
             Ok(Reply::no_content())
         },
@@ -327,7 +326,7 @@ fn record(
 ) -> Result<(), ApiError> {
     let api = config(state)?;
     let entry = AuditEntry::now(&actor.name, action, package, version, actor.remote.clone());
-    audit::append(&api.layout, &entry).map_err(registry_error)
+    audit::append(&api.store, &entry).map_err(registry_error)
 }
 
 fn publish_error(error: PublishError) -> ApiError {
@@ -356,7 +355,23 @@ pub(super) fn registry_error(error: RegistryError) -> ApiError {
     match error {
         RegistryError::NoSuchPackage(_) | RegistryError::NoSuchRelease { .. } => ApiError::NotFound,
         RegistryError::RetirementMessage(_) => ApiError::field("message", error.to_string()),
+        RegistryError::Store(e) => store_error(e),
+        e @ RegistryError::Contention { .. } => {
+            tracing::warn!("{e}");
+            ApiError::Unavailable("too many concurrent writes, retry later")
+        }
         other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// An outage of the store is a 503 the client may retry; the detail goes to the log.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(store_error)`
+pub(super) fn store_error(error: StoreError) -> ApiError {
+    if error.is_unavailable() {
+        tracing::warn!("storage unavailable: {error}");
+        ApiError::Unavailable("storage unavailable, retry later")
+    } else {
+        ApiError::Internal(error.to_string())
     }
 }
 
@@ -366,13 +381,19 @@ pub async fn docs_redirect(
     format: Format,
     Path(p): Params,
 ) -> Response {
-    let result = params(&state, p).and_then(|p| {
+    let result = async {
+        let p = params(&state, p)?;
         let api = config(&state)?;
         let (name, version) = (
             p.get("name").cloned().unwrap_or_default(),
             p.get("version").cloned().unwrap_or_default(),
         );
-        if !api.layout.docs(&name, &version).exists() {
+        let store = api.store.clone();
+        let key = StorageKey::docs(&name, &version);
+        if super::blocking(move || store.head(&key).map_err(store_error))
+            .await?
+            .is_none()
+        {
             return Err(ApiError::NotFound);
         }
         Ok(Reply {
@@ -380,6 +401,6 @@ pub async fn docs_redirect(
             body: None,
             location: Some(format!("{}/docs/{name}-{version}.tar.gz", api.base_url)),
         })
-    });
-    respond(format, result)
+    };
+    respond(format, result.await)
 }

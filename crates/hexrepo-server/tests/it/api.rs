@@ -27,7 +27,7 @@ fn fixture_key() -> PrivateKey {
 fn api_repo() -> (Repo, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
-    let keys = KeyStore::new(&layout);
+    let keys = KeyStore::new(&layout.store());
     let (_, writer) = keys
         .create(
             "writer",
@@ -39,7 +39,7 @@ fn api_repo() -> (Repo, String, String) {
         .create("reader", &[Permission::Repository], None)
         .unwrap();
     let api = ApiConfig {
-        layout: layout.clone(),
+        store: layout.store(),
         repository: "acme".into(),
         key: fixture_key(),
         reserved: vec!["elixir".into()],

@@ -22,7 +22,7 @@ impl Repo {
     }
 
     pub fn keys(&self) -> KeyStore {
-        KeyStore::new(&Layout::new(self.root()))
+        KeyStore::new(&Layout::new(self.root()).store())
     }
 
     pub async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> (Response<Body>, Vec<u8>) {
@@ -94,7 +94,7 @@ pub fn repo(mode: ReadAuth, basic: Option<(&str, &str)>) -> Repo {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, contents).unwrap();
     }
-    let keys = KeyStore::new(&Layout::new(root));
+    let keys = KeyStore::new(&Layout::new(root).store());
     let auth = Authenticator::new(
         mode,
         basic.map(|(u, p)| BasicCredentials::new(u, p)),

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use hexrepo_registry::Layout;
 use hexrepo_registry::audit::read;
 
 use crate::settings::{Flags, Settings};
@@ -19,7 +18,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
-    for entry in read(&Layout::new(&settings.public_dir.value))? {
+    for entry in read(&settings.open_store()?)? {
         if args.json {
             println!("{}", serde_json::to_string(&entry)?);
         } else {

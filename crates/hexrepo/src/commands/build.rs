@@ -1,17 +1,19 @@
 //! `hexrepo build PUBLIC_DIR --name NAME --private-key KEY`: the drop-in for
 //! `mix hex.registry build`, printing the same `* creating` / `* updating` / `* removing` lines.
+//! PUBLIC_DIR may also be a storage URL (`s3://bucket/prefix`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hexrepo_registry::Layout;
 use hexrepo_registry::build::{BuildOptions, build};
 
 /// Arguments of `hexrepo build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The repository folder; tarballs are read from PUBLIC_DIR/tarballs.
-    public_dir: PathBuf,
+    /// The repository: a folder (tarballs are read from PUBLIC_DIR/tarballs), or a storage
+    /// URL such as s3://bucket/prefix (S3 settings from the AWS_* variables).
+    #[arg(value_name = "PUBLIC_DIR")]
+    location: String,
     /// Repository name written into every registry file; clients must use the same name.
     #[arg(long)]
     name: String,
@@ -25,9 +27,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let key = super::read_private_key(&args.private_key)?;
-    let layout = Layout::new(&args.public_dir);
+    let store = super::open_location(&args.location)?;
     let report = build(&BuildOptions {
-        layout: &layout,
+        store: &store,
         repository: &args.name,
         key: &key,
         skip_invalid: args.skip_invalid,

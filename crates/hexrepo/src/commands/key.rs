@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use hexrepo_registry::Layout;
 use hexrepo_registry::keys::{KeyStore, Permission};
 
 use crate::settings::{Flags, Settings};
@@ -47,7 +46,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (Action::Create { flags, .. } | Action::List { flags } | Action::Revoke { flags, .. }) =
         &args.action;
     let settings = Settings::resolve(flags)?;
-    let store = KeyStore::new(&Layout::new(&settings.public_dir.value));
+    let store = KeyStore::new(&settings.open_store()?);
     match &args.action {
         Action::Create {
             key_name,

@@ -95,6 +95,13 @@ fn write_private_key(path: &Path, key: &hexfmt::keys::PrivateKey) -> anyhow::Res
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The store a command-line location names: a folder, `file:///path`, or `s3://bucket/prefix`
+/// (configured by the `AWS_*` variables).
+fn open_location(location: &str) -> anyhow::Result<hexrepo_store::Store> {
+    hexrepo_store::Store::open(location, &hexrepo_store::StoreOptions::default())
+        .with_context(|| format!("opening {location}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

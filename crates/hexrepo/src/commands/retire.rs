@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hexrepo_registry::Layout;
 use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
 
 /// The release and signing inputs both commands share.
 #[derive(Debug, clap::Args)]
 pub struct Target {
-    /// The repository folder.
-    public_dir: PathBuf,
+    /// The repository: a folder or a storage URL (s3://bucket/prefix).
+    #[arg(value_name = "PUBLIC_DIR")]
+    location: String,
     /// The package.
     package: String,
     /// The release's version.
@@ -59,7 +59,7 @@ pub fn run_unretire(args: &UnretireArgs) -> anyhow::Result<ExitCode> {
 fn apply(target: &Target, retirement: Option<&Retirement>) -> anyhow::Result<ExitCode> {
     let key = super::read_private_key(&target.private_key)?;
     let changes = set_retirement(
-        &Layout::new(&target.public_dir),
+        &super::open_location(&target.location)?,
         &target.name,
         &key,
         &target.package,

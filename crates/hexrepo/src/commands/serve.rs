@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
-use hexrepo_registry::Layout;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
+use hexrepo_registry::{Layout, RegistryError};
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_store::{StorageKey, Store};
 use tokio::net::TcpListener;
 
 use crate::settings::{Flags, LogFormat, ReadAuth, Settings};
@@ -29,13 +30,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
     let _log_guard = init_logging(settings.log_format.value);
     let layout = Layout::new(&settings.public_dir.value);
-    if !layout.names().exists() {
-        create_repository(&settings, &layout)?;
+    let store = settings.open_store()?;
+    if store.head(&StorageKey::Names)?.is_none() {
+        create_repository(&settings, &store)?;
     }
-    let repository = repository_name(&layout).unwrap_or_else(|| settings.name.value.clone());
-    let public_key = std::fs::read(layout.public_key())
-        .ok()
-        .and_then(|pem| PublicKey::from_pem(&pem).ok());
+    let repository = repository_name(&store).unwrap_or_else(|| settings.name.value.clone());
+    let public_key = store
+        .get(&StorageKey::PublicKey)?
+        .and_then(|object| PublicKey::from_pem(&object.bytes).ok());
     let auth = Authenticator::new(
         match settings.read_auth.value {
             ReadAuth::Auto => ServerReadAuth::Auto,
@@ -48,7 +50,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .as_deref()
             .zip(settings.auth_password.value.as_deref())
             .map(|(u, p)| BasicCredentials::new(u, p)),
-        Some(KeyStore::new(&layout)),
+        Some(KeyStore::new(&store)),
     );
     let url = settings.public_url.value.clone();
     let api_key = std::fs::read(&settings.private_key.value)
@@ -61,9 +63,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 settings.private_key.value.display()
             )
         })?;
+    check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
     let make_state = |base_url: String| {
         let api = api_key.map(|key| ApiConfig {
-            layout: layout.clone(),
+            store: store.clone(),
             repository: repository.clone(),
             key,
             reserved: settings.reserved_names.value.clone(),
@@ -101,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print_banner(
             &repository,
             &url,
-            &layout,
+            &store,
             public_key.as_ref(),
             &state,
             &settings,
@@ -122,8 +125,27 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The API must sign with the key whose public half clients trust.
+fn check_keys_match(
+    private: Option<&PrivateKey>,
+    public: Option<&PublicKey>,
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<()> {
+    if let (Some(key), Some(public)) = (private, public) {
+        anyhow::ensure!(
+            key.public_key().fingerprint() == public.fingerprint(),
+            "the private key {} does not match the repository's public_key in {}: the API would \
+             sign files clients reject (every replica needs the same key)",
+            settings.private_key.value.display(),
+            store.describe()
+        );
+    }
+    Ok(())
+}
+
 /// A key (generated when missing) and an empty signed registry.
-fn create_repository(settings: &Settings, layout: &Layout) -> anyhow::Result<()> {
+fn create_repository(settings: &Settings, store: &Store) -> anyhow::Result<()> {
     let key_path = &settings.private_key.value;
     let key = if key_path.exists() {
         crate::commands::read_private_key(key_path)?
@@ -136,14 +158,20 @@ fn create_repository(settings: &Settings, layout: &Layout) -> anyhow::Result<()>
         );
         key
     };
-    std::fs::create_dir_all(layout.root())
-        .with_context(|| format!("creating {}", layout.root().display()))?;
-    let report = build(&BuildOptions {
-        layout,
+    if let Some(root) = store.local_root() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    }
+    let report = match build(&BuildOptions {
+        store,
         repository: &settings.name.value,
         key: &key,
         skip_invalid: false,
-    })?;
+    }) {
+        Ok(report) => report,
+        // Replicas starting together on an empty bucket: another one created it first.
+        Err(RegistryError::ChangedDuringBuild { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     for change in &report.changes {
         eprintln!("{change}");
     }
@@ -151,10 +179,10 @@ fn create_repository(settings: &Settings, layout: &Layout) -> anyhow::Result<()>
 }
 
 /// The repository name recorded in `names` (no signature check: it is only displayed).
-fn repository_name(layout: &Layout) -> Option<String> {
+fn repository_name(store: &Store) -> Option<String> {
     use prost::Message as _;
-    let bytes = std::fs::read(layout.names()).ok()?;
-    let signed = hexfmt::registry::decode_envelope(&bytes).ok()?;
+    let object = store.get(&StorageKey::Names).ok()??;
+    let signed = hexfmt::registry::decode_envelope(&object.bytes).ok()?;
     hexfmt::proto::names::Names::decode(signed.payload.as_slice())
         .ok()
         .map(|n| n.repository)
@@ -163,7 +191,7 @@ fn repository_name(layout: &Layout) -> Option<String> {
 fn print_banner(
     repository: &str,
     url: &str,
-    layout: &Layout,
+    store: &Store,
     public_key: Option<&PublicKey>,
     state: &AppState,
     settings: &Settings,
@@ -171,7 +199,7 @@ fn print_banner(
     let protected = state.auth().read_requires_credentials();
     println!(
         "hexrepo serving repository {repository:?} from {} at {url}",
-        layout.root().display()
+        store.describe()
     );
     println!(
         "reads: {}",
@@ -194,8 +222,8 @@ fn print_banner(
     }
     let Some(key) = public_key else {
         println!(
-            "warning: {} is missing; clients cannot verify this repository",
-            layout.public_key().display()
+            "warning: public_key is missing in {}; clients cannot verify this repository",
+            store.describe()
         );
         return;
     };

@@ -1,4 +1,4 @@
-//! `hexrepo verify (DIR | URL)`: audits a repository folder, or a served repository over HTTP,
+//! `hexrepo verify (DIR | URL)`: audits a repository folder or bucket, or a served repository over HTTP,
 //! and exits non-zero when anything is wrong.
 
 use std::path::PathBuf;
@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hexrepo_registry::Layout;
-use hexrepo_registry::verify::{DirSource, Source, verify};
+use hexrepo_registry::verify::{Source, StoreSource, verify};
 
 /// Arguments of `hexrepo verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A repository folder, or the repository's base URL (http:// or https://).
+    /// A repository folder, a storage URL (s3://bucket/prefix), or the repository's base
+    /// URL (http:// or https://).
     location: String,
     /// The repository name clients expect in every file.
     #[arg(long)]
@@ -77,10 +77,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })
     } else {
         anyhow::ensure!(
-            std::path::Path::new(location).is_dir(),
-            "{location} is neither a folder nor an http(s) URL"
+            location.contains("://") || std::path::Path::new(location).is_dir(),
+            "{location} is neither a folder, a storage URL nor an http(s) URL"
         );
-        Box::new(DirSource(Layout::new(location)))
+        Box::new(StoreSource(super::open_location(location)?))
     };
     let report = verify(source.as_ref(), &args.name, &key);
     for note in &report.notes {
