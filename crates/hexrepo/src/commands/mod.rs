@@ -5,6 +5,7 @@ mod build;
 mod config;
 mod key;
 mod keygen;
+mod push;
 mod retire;
 mod serve;
 mod verify;
@@ -35,6 +36,8 @@ enum Command {
     Retire(retire::RetireArgs),
     /// Clear a release's retirement and re-sign its package.
     Unretire(retire::UnretireArgs),
+    /// Upload a repository folder's files to S3 or another folder, indexes last (safe `aws s3 sync`).
+    Push(push::Args),
     /// Audit a repository folder or URL: signatures, origin fields, checksums.
     Verify(verify::Args),
     /// Manage repository keys.
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(&args),
         Command::Retire(args) => retire::run_retire(&args),
         Command::Unretire(args) => retire::run_unretire(&args),
+        Command::Push(args) => push::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Key(args) => key::run(&args),
         Command::Config(args) => config::run(&args),

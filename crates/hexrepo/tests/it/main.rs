@@ -6,6 +6,7 @@ mod api;
 mod clients;
 mod hexrepo_build;
 mod interop;
+mod push;
 mod serve;
 mod serve_support;
 mod support;
