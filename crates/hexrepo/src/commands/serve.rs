@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
@@ -14,9 +15,14 @@ use hexrepo_registry::keys::KeyStore;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_store::Store;
 use tokio::net::TcpListener;
 
 use crate::settings::{Flags, LogFormat, ReadAuth, Settings};
+
+/// How long a file read from an object store is served before asking whether it changed
+/// (local disk is checked on every request).
+const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 
 /// Arguments of `hexrepo serve`.
 #[derive(Debug, clap::Args)]
@@ -71,6 +77,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         });
         AppState::new(ServerConfig {
             public_dir: layout.root().to_owned(),
+            store: Store::local(layout.root()),
+            revalidate_after: REVALIDATE_AFTER,
             auth,
             cache_bytes: settings.cache_mib.value * 1024 * 1024,
             api,
