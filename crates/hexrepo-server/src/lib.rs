@@ -3,12 +3,12 @@
 //! (ETag, conditional requests, ranges, no `Content-Encoding`), behind basic auth and repository
 //! keys, with an access log, Prometheus metrics and a health check.
 //!
-//! Handlers map requests to typed resources ([`resource`]) and hand them to the file cache
-//! ([`files`]); nothing here knows how a registry is built.
+//! Handlers map requests to typed resources ([`resource`]) and hand them to the object cache
+//! ([`objects`]), which reads them from the store; nothing here knows how a registry is built.
 
 pub mod api;
 pub mod auth;
-pub mod files;
+pub mod objects;
 pub mod observe;
 pub mod resource;
 pub mod respond;

@@ -3,6 +3,8 @@
 //! these, after percent-decoding, is a 404, so dot-files, keys, `..` and encoded slashes can
 //! never name a file.
 
+use hexrepo_store::StorageKey;
+
 /// A servable repository resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
@@ -38,16 +40,16 @@ pub enum Kind {
 }
 
 impl Resource {
-    /// The path of the resource relative to the repository root.
-    pub fn relative_path(&self) -> String {
+    /// Where the resource is stored.
+    pub fn storage_key(&self) -> StorageKey {
         match self {
-            Resource::Names => "names".into(),
-            Resource::Versions => "versions".into(),
-            Resource::PublicKey => "public_key".into(),
-            Resource::Package(name) => format!("packages/{name}"),
-            Resource::Tarball(file) => format!("tarballs/{file}"),
-            Resource::Docs(file) => format!("docs/{file}"),
-            Resource::Installs(path) => format!("installs/{path}"),
+            Resource::Names => StorageKey::Names,
+            Resource::Versions => StorageKey::Versions,
+            Resource::PublicKey => StorageKey::PublicKey,
+            Resource::Package(name) => StorageKey::package(name),
+            Resource::Tarball(file) => release_key(file, ".tar", StorageKey::tarball),
+            Resource::Docs(file) => release_key(file, ".tar.gz", StorageKey::docs),
+            Resource::Installs(path) => StorageKey::Install(path.clone()),
         }
     }
 
@@ -93,6 +95,15 @@ impl Resource {
     }
 }
 
+/// The key of `NAME-VERSION{suffix}`, which the constructors have already validated.
+fn release_key(file: &str, suffix: &str, key: fn(&str, &str) -> StorageKey) -> StorageKey {
+    let (name, version) = file
+        .strip_suffix(suffix)
+        .and_then(|stem| stem.split_once('-'))
+        .expect("validated on construction");
+    key(name, version)
+}
+
 fn is_package_name(name: &str) -> bool {
     hexrepo_registry::build::is_valid_package_name(name) && name.len() <= 128
 }
@@ -124,6 +135,29 @@ mod tests {
         assert!(Resource::docs("acme_core-1.0.0.tar.gz").is_some());
         assert!(Resource::installs("hex-1.x.csv").is_some());
         assert!(Resource::installs("1.16.0/hex-2.0.6.ez").is_some());
+    }
+
+    #[test]
+    fn storage_keys_name_the_files_clients_ask_for() {
+        for (resource, path) in [
+            (Resource::Names, "names"),
+            (Resource::PublicKey, "public_key"),
+            (Resource::package("acme").unwrap(), "packages/acme"),
+            (
+                Resource::tarball("acme_core-1.1.0-rc.1.tar").unwrap(),
+                "tarballs/acme_core-1.1.0-rc.1.tar",
+            ),
+            (
+                Resource::docs("acme-1.0.0.tar.gz").unwrap(),
+                "docs/acme-1.0.0.tar.gz",
+            ),
+            (
+                Resource::installs("1.16.0/hex-2.0.6.ez").unwrap(),
+                "installs/1.16.0/hex-2.0.6.ez",
+            ),
+        ] {
+            assert_eq!(resource.storage_key().path(), path);
+        }
     }
 
     #[test]

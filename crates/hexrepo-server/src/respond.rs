@@ -10,13 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::files::FileInfo;
+use crate::objects::Entry;
 use crate::resource::Kind;
 
 /// Builds the response for a file, honouring conditional and range headers.
 pub fn file_response(
     request: &HeaderMap,
-    info: &FileInfo,
+    info: &Entry,
     bytes: Bytes,
     kind: Kind,
     private: bool,
@@ -83,7 +83,7 @@ fn content_type(kind: Kind) -> HeaderValue {
     })
 }
 
-fn not_modified(request: &HeaderMap, info: &FileInfo) -> bool {
+fn not_modified(request: &HeaderMap, info: &Entry) -> bool {
     if let Some(value) = request.get(header::IF_NONE_MATCH) {
         let text = value.to_str().unwrap_or_default().trim();
         // rebar3 3.19 sends an empty If-None-Match when it has no ETag: no condition at all.
@@ -116,7 +116,7 @@ enum RangeRequest {
 
 /// One `bytes=` range; multiple ranges, or an `If-Range` that no longer matches, get the
 /// whole file (RFC 9110 allows ignoring Range).
-fn requested_range(request: &HeaderMap, info: &FileInfo, total: u64) -> RangeRequest {
+fn requested_range(request: &HeaderMap, info: &Entry, total: u64) -> RangeRequest {
     let Some(spec) = request
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())

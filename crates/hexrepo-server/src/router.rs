@@ -1,8 +1,8 @@
 //! The routes of the repository endpoint and the state they share. Handlers are thin: parse the
 //! path into a [`Resource`], check access, hand the file to [`respond`](crate::respond).
 
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hexrepo_registry::keys::Permission;
+use hexrepo_store::Store;
 
 use crate::api::ApiConfig;
 use crate::auth::{Access, Authenticator};
-use crate::files::FileCache;
+use crate::objects::{ObjectCache, ReadError};
 use crate::observe::{Metrics, record};
 use crate::resource::Resource;
 use crate::respond::file_response;
@@ -22,11 +23,15 @@ use crate::respond::file_response;
 /// What the server needs to know, resolved and validated by the caller.
 #[derive(Debug)]
 pub struct ServerConfig {
-    /// The repository folder.
-    pub public_dir: PathBuf,
+    /// Where the repository is: every repository file served is read from it.
+    pub store: Store,
+    /// How long an object read from an object store is served before the store is asked
+    /// whether it changed: the longest a change made elsewhere stays unseen here (plus one
+    /// request). Local disk is checked on every request and ignores it.
+    pub revalidate_after: Duration,
     /// Who may read.
     pub auth: Authenticator,
-    /// Bytes of tarballs and docs kept in memory.
+    /// Bytes of tarballs, docs and install files kept in memory.
     pub cache_bytes: u64,
     /// The Hex API, when this server holds the signing key.
     pub api: Option<ApiConfig>,
@@ -38,7 +43,7 @@ pub struct AppState(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    files: FileCache,
+    objects: ObjectCache,
     auth: Authenticator,
     metrics: Metrics,
     api: Option<ApiConfig>,
@@ -48,7 +53,7 @@ impl AppState {
     /// State for a configuration.
     pub fn new(config: ServerConfig) -> AppState {
         AppState(Arc::new(Inner {
-            files: FileCache::new(config.public_dir, config.cache_bytes),
+            objects: ObjectCache::new(config.store, config.cache_bytes, config.revalidate_after),
             auth: config.auth,
             metrics: Metrics::default(),
             api: config.api,
@@ -119,6 +124,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Set on a response served from memory because the store could not confirm it.
+const STALE_HEADER: &str = "x-hexrepo-stale";
+
 /// Whether this request's reads need credentials, decided once by the access middleware.
 #[derive(Debug, Clone, Copy)]
 struct PrivateReads(bool);
@@ -132,11 +140,30 @@ async fn serve(
     let Some(resource) = resource else {
         return not_found();
     };
-    match state.0.files.get(&resource).await {
-        Ok(Some((info, bytes))) => file_response(&headers, &info, bytes, resource.kind(), private),
+    match state.0.objects.get(&resource).await {
+        Ok(Some(found)) => {
+            let mut response = file_response(
+                &headers,
+                &found.entry,
+                found.bytes,
+                resource.kind(),
+                private,
+            );
+            if found.stale {
+                response
+                    .headers_mut()
+                    .insert(STALE_HEADER, HeaderValue::from_static("1"));
+            }
+            response
+        }
         Ok(None) => not_found(),
-        Err(e) => {
-            tracing::error!("reading {}: {e}", resource.relative_path());
+        Err(ReadError::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            "storage unavailable, retry later\n",
+        )
+            .into_response(),
+        Err(ReadError::Failed) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
         }
     }

@@ -29,6 +29,9 @@ pub enum StorageKey {
         /// The version.
         version: String,
     },
+    /// `installs/PATH`: Hex's self-update files, when an operator put them there. Served, but
+    /// hexrepo never writes them, so [`StorageKey::from_repository_path`] never returns one.
+    Install(String),
     /// `.hexrepo/build-cache.json`: what the last build read and wrote.
     BuildCache,
     /// `.hexrepo/keys.json`: repository and API keys, hashed.
@@ -93,6 +96,7 @@ impl StorageKey {
             StorageKey::Package(name) => format!("packages/{name}"),
             StorageKey::Tarball { name, version } => format!("tarballs/{name}-{version}.tar"),
             StorageKey::Docs { name, version } => format!("docs/{name}-{version}.tar.gz"),
+            StorageKey::Install(path) => format!("installs/{path}"),
             StorageKey::BuildCache => format!("{STATE_DIR}/build-cache.json"),
             StorageKey::Keys => format!("{STATE_DIR}/keys.json"),
             StorageKey::AuditLog => format!("{STATE_DIR}/audit.log"),
@@ -187,5 +191,9 @@ mod tests {
             assert_eq!(StorageKey::from_repository_path(path), None, "{path}");
         }
         assert!(!StorageKey::Keys.is_repository_file());
+        let install = StorageKey::Install("1.16.0/hex-2.0.6.ez".into());
+        assert_eq!(install.path(), "installs/1.16.0/hex-2.0.6.ez");
+        assert!(install.is_repository_file());
+        assert_eq!(StorageKey::from_repository_path(&install.path()), None);
     }
 }

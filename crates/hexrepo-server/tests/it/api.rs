@@ -2,6 +2,7 @@
 //! `Expect: 100-continue` handshake over a real socket.
 
 use std::io::{Read as _, Write as _};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use hexfmt::keys::PrivateKey;
@@ -12,6 +13,7 @@ use hexrepo_registry::keys::{KeyStore, Permission};
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, ReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_store::Store;
 use serde_json::Value;
 
 use crate::support::Repo;
@@ -47,7 +49,8 @@ fn api_repo() -> (Repo, String, String) {
     };
     let auth = Authenticator::new(ReadAuth::Auto, None, Some(keys));
     let app = router(AppState::new(ServerConfig {
-        public_dir: dir.path().to_owned(),
+        store: Store::local(dir.path()),
+        revalidate_after: Duration::from_secs(1),
         auth,
         cache_bytes: 0,
         api: Some(api),

@@ -3,4 +3,5 @@
 mod access;
 mod api;
 mod files;
+mod stores;
 mod support;

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -9,6 +10,7 @@ use hexrepo_registry::Layout;
 use hexrepo_registry::keys::KeyStore;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_store::Store;
 use tower::ServiceExt as _;
 
 pub struct Repo {
@@ -54,23 +56,33 @@ impl Repo {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (Response<Body>, Vec<u8>) {
-        let mut request = Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        (Response::from_parts(parts, Body::empty()), bytes)
+        send(&self.app, method, uri, headers, body).await
     }
+}
+
+/// One request through `app`; the response's body comes back apart.
+pub async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (Response<Body>, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (Response::from_parts(parts, Body::empty()), bytes)
 }
 
 /// A folder with registry-shaped files, secrets and dot-files that must never be served.
@@ -101,7 +113,8 @@ pub fn repo(mode: ReadAuth, basic: Option<(&str, &str)>) -> Repo {
         Some(keys),
     );
     let app = router(AppState::new(ServerConfig {
-        public_dir: root.to_owned(),
+        store: Store::local(root),
+        revalidate_after: Duration::from_secs(1),
         auth,
         cache_bytes: 1 << 20,
         api: None,

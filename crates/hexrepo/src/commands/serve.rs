@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
+use hexrepo_registry::RegistryError;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
-use hexrepo_registry::{Layout, RegistryError};
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
@@ -18,6 +19,10 @@ use hexrepo_store::{StorageKey, Store};
 use tokio::net::TcpListener;
 
 use crate::settings::{Flags, LogFormat, ReadAuth, Settings};
+
+/// How long a file read from an object store is served before asking whether it changed
+/// (local disk is checked on every request).
+const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 
 /// Arguments of `hexrepo serve`.
 #[derive(Debug, clap::Args)]
@@ -29,7 +34,6 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
     let _log_guard = init_logging(settings.log_format.value);
-    let layout = Layout::new(&settings.public_dir.value);
     let store = settings.open_store()?;
     if store.head(&StorageKey::Names)?.is_none() {
         create_repository(&settings, &store)?;
@@ -73,7 +77,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             base_url,
         });
         AppState::new(ServerConfig {
-            public_dir: layout.root().to_owned(),
+            store: store.clone(),
+            revalidate_after: REVALIDATE_AFTER,
             auth,
             cache_bytes: settings.cache_mib.value * 1024 * 1024,
             api,

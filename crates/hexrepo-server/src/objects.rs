@@ -1,0 +1,375 @@
+//! Repository objects as the server sees them: read from the [`Store`], given a content ETag,
+//! and kept in memory while the store says they have not changed. This module owns when the
+//! server asks the store, and what it serves when the store cannot answer; it never writes.
+//!
+//! Rules:
+//!
+//! - An entry holds the store's version token, a strong ETag derived from the content (so
+//!   every replica gives the same one for the same bytes), the modification time and,
+//!   budget allowing, the bytes. Registry files and the public key (small and hot) are always
+//!   kept; tarballs, docs and install files while `cache_bytes` lasts, and re-read after that.
+//! - Local disk: every request confirms its entry with one `stat` (the file's inode, size and
+//!   mtime), so a registry rebuilt by rename is served the moment it lands.
+//! - Object stores: an entry confirmed less than `revalidate_after` ago is served without
+//!   asking; an older one is revalidated with a conditional read. So a change made elsewhere
+//!   (another replica's publish, a push) is served here at most `revalidate_after` plus one
+//!   store round trip after it lands; until then this replica may serve the previous bytes
+//!   (or a 404 for a new object, since misses are not cached). Clients add their own
+//!   `Cache-Control` lifetime on top.
+//! - One store request per key at a time: concurrent misses and revalidations of a key wait
+//!   for the request already under way and share its outcome.
+//! - When the store is unavailable, a kept entry is served stale (flagged, and logged once
+//!   per key per outage) and the store is asked again after `revalidate_after`; with nothing
+//!   kept the answer is [`ReadError::Unavailable`] (a 503).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hexfmt::checksum::Checksum;
+use hexrepo_store::{Fetched, Object, StorageKey, Store};
+
+use crate::resource::{Kind, Resource};
+
+/// Largest single tarball, docs or install file kept in memory.
+const MAX_CACHED_FILE: u64 = 1024 * 1024;
+/// Hash larger objects on a blocking thread, not on the async ones.
+const HASH_INLINE_MAX: usize = 64 * 1024;
+
+/// What the server knows about one object.
+#[derive(Debug)]
+pub struct Entry {
+    /// The store's version token for these bytes.
+    version: String,
+    /// Strong ETag derived from the content, so every replica gives the same one.
+    pub etag: String,
+    /// When the object was last written.
+    pub last_modified: SystemTime,
+    /// The bytes, when kept in memory.
+    bytes: Option<Bytes>,
+    /// Bytes charged to the budget, given back when the entry goes.
+    charged: u64,
+    /// When the store was last asked about it (object stores only).
+    checked: Mutex<Instant>,
+    /// Whether it is being served because the store could not answer.
+    stale: AtomicBool,
+}
+
+impl Entry {
+    fn checked_within(&self, window: Duration) -> bool {
+        self.checked.lock().expect("checked lock").elapsed() < window
+    }
+
+    fn mark_checked(&self) {
+        *self.checked.lock().expect("checked lock") = Instant::now();
+    }
+}
+
+/// An object to serve.
+#[derive(Debug)]
+pub struct Found {
+    /// Its identity and headers.
+    pub entry: Arc<Entry>,
+    /// Its bytes.
+    pub bytes: Bytes,
+    /// Served from memory because the store could not confirm it.
+    pub stale: bool,
+}
+
+/// Why an object could not be served; the details are logged where they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// The store is down, slow or throttling, and nothing is kept: retry later.
+    Unavailable,
+    /// Anything else.
+    Failed,
+}
+
+/// The outcome of one store request, shared by everyone who waited for it.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Found(Arc<Entry>, Bytes),
+    Stale(Arc<Entry>, Bytes),
+    Missing,
+    Failed(ReadError),
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<Option<Found>, ReadError> {
+        match self {
+            Outcome::Found(entry, bytes) => Ok(Some(Found {
+                entry,
+                bytes,
+                stale: false,
+            })),
+            Outcome::Stale(entry, bytes) => Ok(Some(Found {
+                entry,
+                bytes,
+                stale: true,
+            })),
+            Outcome::Missing => Ok(None),
+            Outcome::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// A key's store request: held while it runs, then keeps the outcome and when it was known.
+type Gate = Arc<tokio::sync::Mutex<Option<(Instant, Outcome)>>>;
+
+/// The cache of repository objects.
+#[derive(Debug)]
+pub struct ObjectCache {
+    store: Store,
+    revalidate_after: Duration,
+    entries: RwLock<HashMap<StorageKey, Arc<Entry>>>,
+    /// Bytes of tarballs, docs and install files still allowed in memory.
+    budget: Mutex<u64>,
+    /// Keys with a store request under way or awaited.
+    gates: Mutex<HashMap<StorageKey, Gate>>,
+}
+
+impl ObjectCache {
+    /// A cache over `store`, keeping at most `budget` bytes of tarballs, docs and install
+    /// files in memory; on object stores entries are trusted for `revalidate_after`.
+    pub fn new(store: Store, budget: u64, revalidate_after: Duration) -> ObjectCache {
+        ObjectCache {
+            store,
+            revalidate_after,
+            entries: RwLock::new(HashMap::new()),
+            budget: Mutex::new(budget),
+            gates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The resource's entry and bytes, or `None` when it does not exist.
+    pub async fn get(&self, resource: &Resource) -> Result<Option<Found>, ReadError> {
+        let key = resource.storage_key();
+        // `Some` on local disk: the file's current version, from one stat.
+        let on_disk = self.store.local_version(&key);
+        if let Some(entry) = self.entry(&key) {
+            let current = match &on_disk {
+                Some(version) => version.as_deref() == Some(entry.version.as_str()),
+                None => entry.checked_within(self.revalidate_after),
+            };
+            if current && let Some(bytes) = entry.bytes.clone() {
+                let stale = entry.stale.load(Ordering::Relaxed);
+                return Ok(Some(Found {
+                    entry,
+                    bytes,
+                    stale,
+                }));
+            }
+        }
+        // A failed stat may be a missing file or a permission problem: the read tells which.
+        self.ask_store(key, resource.kind()).await
+    }
+
+    /// Asks the store once for everyone asking about `key` now.
+    async fn ask_store(&self, key: StorageKey, kind: Kind) -> Result<Option<Found>, ReadError> {
+        let asked = Instant::now();
+        let pass = GatePass::new(self, key);
+        let mut slot = pass.gate.lock().await;
+        if let Some((known, outcome)) = &*slot
+            && *known >= asked
+        {
+            return outcome.clone().into_result();
+        }
+        let outcome = self.fetch(&pass.key, kind).await;
+        *slot = Some((Instant::now(), outcome.clone()));
+        outcome.into_result()
+    }
+
+    async fn fetch(&self, key: &StorageKey, kind: Kind) -> Outcome {
+        // Ask conditionally only when "not modified" leaves bytes to serve.
+        let kept = self.entry(key).filter(|e| e.bytes.is_some());
+        let condition = kept.as_ref().map(|e| e.version.clone());
+        match self.store.fetch(key, condition).await {
+            Ok(Fetched::NotModified) => {
+                let entry = kept.expect("conditional reads only with a kept entry");
+                entry.mark_checked();
+                if entry.stale.swap(false, Ordering::Relaxed) {
+                    tracing::info!(%key, "storage answers again");
+                }
+                let bytes = entry.bytes.clone().expect("kept entries have bytes");
+                Outcome::Found(entry, bytes)
+            }
+            Ok(Fetched::Found(object)) => {
+                let bytes = object.bytes.clone();
+                match self.entry(key).filter(|e| e.version == object.meta.version) {
+                    // Unchanged but not kept (over budget): no need to hash it again.
+                    Some(entry) => {
+                        entry.mark_checked();
+                        Outcome::Found(entry, bytes)
+                    }
+                    None => Outcome::Found(self.insert(key, kind, object).await, bytes),
+                }
+            }
+            Ok(Fetched::Missing) => {
+                self.evict(key);
+                Outcome::Missing
+            }
+            Err(e) if e.is_unavailable() => {
+                let Some(entry) = kept else {
+                    tracing::warn!(%key, "{e}");
+                    return Outcome::Failed(ReadError::Unavailable);
+                };
+                // Ask again after a while, not on every request of the outage.
+                entry.mark_checked();
+                if !entry.stale.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%key, "serving a cached copy: {e}");
+                }
+                let bytes = entry.bytes.clone().expect("kept entries have bytes");
+                Outcome::Stale(entry, bytes)
+            }
+            Err(e) => {
+                tracing::error!(%key, "{e}");
+                Outcome::Failed(ReadError::Failed)
+            }
+        }
+    }
+
+    fn entry(&self, key: &StorageKey) -> Option<Arc<Entry>> {
+        self.entries.read().expect("cache lock").get(key).cloned()
+    }
+
+    async fn insert(&self, key: &StorageKey, kind: Kind, object: Object) -> Arc<Entry> {
+        let etag = content_etag(object.bytes.clone()).await;
+        let charged = self.charge(kind, &object.bytes);
+        let entry = Arc::new(Entry {
+            version: object.meta.version,
+            etag,
+            last_modified: object.meta.last_modified,
+            bytes: charged.map(|_| object.bytes),
+            charged: charged.unwrap_or(0),
+            checked: Mutex::new(Instant::now()),
+            stale: AtomicBool::new(false),
+        });
+        let old = self
+            .entries
+            .write()
+            .expect("cache lock")
+            .insert(key.clone(), Arc::clone(&entry));
+        if let Some(old) = old {
+            self.refund(old.charged);
+        }
+        entry
+    }
+
+    fn evict(&self, key: &StorageKey) {
+        let old = self.entries.write().expect("cache lock").remove(key);
+        if let Some(old) = old {
+            self.refund(old.charged);
+        }
+    }
+
+    /// Whether to keep these bytes in memory: `Some(bytes charged)` if so.
+    fn charge(&self, kind: Kind, bytes: &Bytes) -> Option<u64> {
+        if matches!(kind, Kind::Registry | Kind::Key) {
+            return Some(0);
+        }
+        let size = bytes.len() as u64;
+        let mut budget = self.budget.lock().expect("budget lock");
+        (size <= MAX_CACHED_FILE && size <= *budget).then(|| {
+            *budget -= size;
+            size
+        })
+    }
+
+    fn refund(&self, charged: u64) {
+        *self.budget.lock().expect("budget lock") += charged;
+    }
+}
+
+/// A place in a key's queue for the store; the gate goes when its last user does.
+struct GatePass<'c> {
+    cache: &'c ObjectCache,
+    key: StorageKey,
+    gate: Gate,
+}
+
+impl<'c> GatePass<'c> {
+    fn new(cache: &'c ObjectCache, key: StorageKey) -> GatePass<'c> {
+        let gate = Arc::clone(
+            cache
+                .gates
+                .lock()
+                .expect("gates lock")
+                .entry(key.clone())
+                .or_default(),
+        );
+        GatePass { cache, key, gate }
+    }
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        let mut gates = self.cache.gates.lock().expect("gates lock");
+        // Clones are only made under this lock: two means the map's and ours, nobody waiting.
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.key);
+        }
+    }
+}
+
+/// The strong ETag of some bytes: the first 128 bits of their SHA-256.
+async fn content_etag(bytes: Bytes) -> String {
+    if bytes.len() <= HASH_INLINE_MAX {
+        return etag_of(&bytes);
+    }
+    let moved = bytes.clone();
+    tokio::task::spawn_blocking(move || etag_of(&moved))
+        .await
+        // Only when the runtime is shutting down: hash here instead.
+        .unwrap_or_else(|_| etag_of(&bytes))
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", &Checksum::sha256(bytes).to_hex_lower()[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use hexrepo_store::Precondition;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn waiters_share_the_outcome_of_the_request_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path());
+        let key = StorageKey::package("foo");
+        store
+            .put(&key, Bytes::from_static(b"foo"), Precondition::Overwrite)
+            .unwrap();
+        let cache = Arc::new(ObjectCache::new(store, 0, Duration::from_secs(1)));
+        let resource = Resource::package("foo").unwrap();
+
+        // Hold the key's gate, as a request to the store under way would.
+        let pass = GatePass::new(&cache, key.clone());
+        let mut slot = pass.gate.lock().await;
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, resource) = (Arc::clone(&cache), resource.clone());
+                tokio::spawn(async move { cache.get(&resource).await.map(|f| f.is_some()) })
+            })
+            .collect();
+        while Arc::strong_count(&pass.gate) < 2 + waiters.len() {
+            tokio::task::yield_now().await;
+        }
+        // That request found nothing: its waiters believe it rather than ask again.
+        *slot = Some((Instant::now(), Outcome::Missing));
+        drop(slot);
+        drop(pass);
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Ok(false));
+        }
+        assert!(
+            cache.gates.lock().unwrap().is_empty(),
+            "gates go with their users"
+        );
+        // A later request asks the store itself.
+        assert!(cache.get(&resource).await.unwrap().is_some());
+    }
+}
