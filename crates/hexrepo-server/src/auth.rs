@@ -131,9 +131,28 @@ impl Authenticator {
             })),
             refreshing: Arc::new(AtomicBool::new(false)),
         };
-        // Read them now, so the first requests need not fail closed.
-        authenticator.current_keys();
+        // Read them now, so the first requests need not fail closed. Outside async code a
+        // blocking read is fine on any store; inside, object stores are read in the background.
+        if tokio::runtime::Handle::try_current().is_err() {
+            authenticator.load_now();
+        } else {
+            authenticator.current_keys();
+        }
         authenticator
+    }
+
+    /// Reads the key file now, blocking.
+    fn load_now(&self) {
+        let Some(store) = &self.keys else { return };
+        let mut loaded = self.loaded.lock().expect("key cache lock");
+        loaded.checked = Some(Instant::now());
+        match store.load_with_meta() {
+            Ok((keys, meta)) => {
+                loaded.version = meta.map(|m| m.version);
+                apply(&mut loaded, Ok(keys));
+            }
+            Err(e) => apply(&mut loaded, Err(e)),
+        }
     }
 
     /// Whether reading the repository needs credentials right now.

@@ -7,6 +7,7 @@ mod clients;
 mod hexrepo_build;
 mod interop;
 mod push;
+mod replicas;
 mod serve;
 mod serve_support;
 mod support;

@@ -82,6 +82,17 @@ impl HexrepoServer {
     /// Starts `hexrepo serve --port 0 --bind 127.0.0.1 --public-dir PUBLIC --private-key KEY
     /// EXTRA...` in `cwd`, and waits (at most 10 s) for the banner line that gives the port.
     pub fn start(cwd: &Path, public: &Path, private_key: &Path, extra: &[&str]) -> HexrepoServer {
+        HexrepoServer::start_with_env(cwd, public, private_key, extra, &[])
+    }
+
+    /// [`HexrepoServer::start`] with extra environment variables (`AWS_*` for S3 storage).
+    pub fn start_with_env(
+        cwd: &Path,
+        public: &Path,
+        private_key: &Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> HexrepoServer {
         let logs = temp_dir();
         let stderr_path = logs.path().join("stderr");
         let stderr = fs::File::create(&stderr_path).expect("create stderr file");
@@ -91,6 +102,7 @@ impl HexrepoServer {
             .arg("--private-key")
             .arg(private_key)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
