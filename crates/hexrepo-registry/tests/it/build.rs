@@ -428,3 +428,63 @@ fn a_new_signing_key_re_signs_every_file() {
         .unwrap();
     }
 }
+
+/// The same tarballs in a bucket of a real S3-compatible server build the same registry as in a
+/// folder, and a second build there reads and writes nothing.
+#[test]
+fn a_build_on_s3_gives_the_registry_a_folder_gets() {
+    use hexfmt::proto::names::Names;
+    use hexrepo_store::testing::S3Server;
+    use hexrepo_store::{Folder, Precondition, StorageKey};
+
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_build(&layout);
+    let server = S3Server::start();
+    let bucket = server.store("build");
+    let folder = layout.store();
+    for meta in folder.list(Folder::Tarballs).unwrap() {
+        let key = StorageKey::from_repository_path(&meta.path).unwrap();
+        let object = folder.get(&key).unwrap().unwrap();
+        bucket
+            .put(&key, object.bytes, Precondition::Create)
+            .unwrap();
+    }
+    let signing_key = key();
+    let options = |store| hexrepo_registry::build::BuildOptions {
+        store,
+        repository: REPO,
+        key: &signing_key,
+        skip_invalid: false,
+    };
+    let report = hexrepo_registry::build::build(&options(&bucket)).unwrap();
+    assert_eq!(report.packages, 5, "{report:?}");
+    let mut compared = 0;
+    for meta in folder.list(Folder::Packages).unwrap() {
+        let key = StorageKey::from_repository_path(&meta.path).unwrap();
+        assert_eq!(
+            bucket.get(&key).unwrap().unwrap().bytes,
+            folder.get(&key).unwrap().unwrap().bytes,
+            "{key}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, report.packages);
+    for key in [StorageKey::Versions, StorageKey::PublicKey] {
+        assert_eq!(
+            bucket.get(&key).unwrap().unwrap().bytes,
+            folder.get(&key).unwrap().unwrap().bytes,
+            "{key}"
+        );
+    }
+    // `names` records each package's newest tarball time: upload time here, mix's mtimes there.
+    let names = |store: &hexrepo_store::Store| -> Vec<String> {
+        let bytes = store.get(&StorageKey::Names).unwrap().unwrap().bytes;
+        let names = Names::decode(decode_envelope(&bytes).unwrap().payload.as_slice()).unwrap();
+        names.packages.into_iter().map(|p| p.name).collect()
+    };
+    assert_eq!(names(&bucket), names(&folder));
+
+    let again = hexrepo_registry::build::build(&options(&bucket)).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    assert_eq!(again.tarballs_read, 0);
+}
