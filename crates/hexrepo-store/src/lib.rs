@@ -196,8 +196,9 @@ impl Store {
         }
     }
 
-    /// Whether the local object still carries `version`, answered without IO beyond one
-    /// `stat`: `Some` on local disk, `None` on object stores (ask [`Store::fetch`]).
+    /// The object's current version token on local disk, from one `stat` (`Some(None)`: no such
+    /// file, or it cannot be read); `None` on object stores, which must be asked with
+    /// [`Store::fetch`].
     pub fn local_version(&self, key: &StorageKey) -> Option<Option<String>> {
         match &*self.backend {
             Backend::Local(disk) => Some(disk.version(&key.path())),
