@@ -28,11 +28,27 @@ pub struct Args {
     auth_key: Option<String>,
 }
 
-/// A repository served over HTTP.
-struct HttpSource {
+/// A repository served over HTTP (also the upstream of `hexrepo mirror sync`).
+pub(super) struct HttpSource {
     base: String,
     client: reqwest::blocking::Client,
     auth: Option<String>,
+}
+
+impl HttpSource {
+    /// A client for the repository at `base`, sending `auth` as `Authorization` if given.
+    pub(super) fn new(base: &str, auth: Option<String>) -> anyhow::Result<HttpSource> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_mins(1))
+            .user_agent(concat!("hexrepo/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("starting the HTTP client")?;
+        Ok(HttpSource {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            auth,
+        })
+    }
 }
 
 impl Source for HttpSource {
@@ -65,16 +81,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             (None, Some(key)) => Some(key.clone()),
             (None, None) => None,
         };
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_mins(1))
-            .user_agent(concat!("hexrepo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("starting the HTTP client")?;
-        Box::new(HttpSource {
-            base: location.trim_end_matches('/').to_owned(),
-            client,
-            auth,
-        })
+        Box::new(HttpSource::new(location, auth)?)
     } else {
         anyhow::ensure!(
             location.contains("://") || std::path::Path::new(location).is_dir(),
