@@ -113,7 +113,7 @@ pub struct Flags {
     /// Where the mirror is stored: a folder, file:///path or s3://bucket/prefix [env: HEXREPO_MIRROR_STORAGE; default hexrepo-data/mirror].
     #[arg(long)]
     pub mirror_storage: Option<String>,
-    /// The mirrored repository's URL [env: HEXREPO_UPSTREAM_URL; default https://repo.hex.pm].
+    /// The mirrored repository's URL [env: HEXREPO_UPSTREAM_URL; default `https://repo.hex.pm`].
     #[arg(long)]
     pub upstream_url: Option<String>,
     /// The mirrored repository's name [env: HEXREPO_UPSTREAM_NAME; default hexpm].
