@@ -8,7 +8,7 @@
 //! resumes: a tarball already stored whose SHA-256 matches its signed `outer_checksum` is not
 //! fetched again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hexfmt::proto::package::Package;
@@ -16,7 +16,7 @@ use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 use rayon::prelude::*;
 
 use super::verify::{self, Origin, Problem, UpstreamFileError};
-use crate::verify::Source;
+use crate::verify::{Conditional, Source};
 
 /// Default number of parallel upstream fetches (Hex's own `HEX_HTTP_CONCURRENCY` default).
 pub const DEFAULT_JOBS: usize = 8;
@@ -53,6 +53,9 @@ pub struct SyncReport {
     pub tarballs_skipped: usize,
     /// Registry files written because they changed.
     pub registry_files_written: usize,
+    /// Registry files upstream answered 304 Not Modified for (the stored copy was verified
+    /// again instead).
+    pub registry_files_not_modified: usize,
     /// Dependencies on other repositories, left out (`package -> repository/dependency`).
     pub other_repositories: BTreeSet<String>,
     /// Files refused or not mirrored, each naming the file and the reason.
@@ -69,9 +72,20 @@ impl SyncReport {
 /// A verified `packages/NAME`.
 struct Fetched {
     name: String,
-    bytes: Vec<u8>,
+    file: RegistryFile,
     package: Package,
 }
+
+/// A registry file as upstream gave it (or as the mirror holds it, when upstream said 304).
+struct RegistryFile {
+    bytes: Vec<u8>,
+    /// Upstream's ETag for these bytes, when it sent one.
+    etag: Option<String>,
+    not_modified: bool,
+}
+
+/// Upstream ETags of the registry files the mirror holds, by path.
+type Etags = BTreeMap<String, String>;
 
 /// Runs a sync. Failures are collected in the report, never half-written to the store.
 pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
@@ -89,10 +103,17 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
             return report;
         }
     };
-    let indexes = fetch(opts, &StorageKey::Names).and_then(|names_file| {
-        let names = opts.origin.names(&names_file)?;
-        let versions_file = fetch(opts, &StorageKey::Versions)?;
-        let versions = opts.origin.versions(&versions_file)?;
+    let mut etags: Etags = opts
+        .store
+        .get(&StorageKey::MirrorEtags)
+        .ok()
+        .flatten()
+        .and_then(|o| serde_json::from_slice(&o.bytes).ok())
+        .unwrap_or_default();
+    let indexes = fetch_registry_file(opts, &etags, &StorageKey::Names).and_then(|names_file| {
+        let names = opts.origin.names(&names_file.bytes)?;
+        let versions_file = fetch_registry_file(opts, &etags, &StorageKey::Versions)?;
+        let versions = opts.origin.versions(&versions_file.bytes)?;
         Ok((names_file, names, versions_file, versions))
     });
     let (names_file, names, versions_file, versions) = match indexes {
@@ -102,6 +123,8 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
             return report;
         }
     };
+    report.registry_files_not_modified +=
+        usize::from(names_file.not_modified) + usize::from(versions_file.not_modified);
     report.upstream_names = names.packages.iter().map(|p| p.name.clone()).collect();
     let roots = opts
         .packages
@@ -118,7 +141,7 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
         }
     ));
 
-    let packages = pool.install(|| fetch_closure(opts, &roots, &mut report));
+    let packages = pool.install(|| fetch_closure(opts, &etags, &roots, &mut report));
     (opts.progress)(&format!(
         "{} packages verified; fetching tarballs",
         packages.len()
@@ -126,26 +149,40 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
     let complete = pool.install(|| mirror_tarballs(opts, &packages, &mut report));
 
     // Registry files last: each package only once all its tarballs are in.
-    let mut writes: Vec<(StorageKey, Vec<u8>)> = packages
+    let mut writes: Vec<(StorageKey, RegistryFile)> = packages
         .into_iter()
         .filter(|p| complete.contains(&p.name))
-        .map(|p| (StorageKey::Package(p.name), p.bytes))
+        .map(|p| (StorageKey::Package(p.name), p.file))
         .collect();
     report.packages = writes.len();
     if report.failures.is_empty() {
-        writes.push((
-            StorageKey::PublicKey,
-            opts.origin.key.to_spki_pem().into_bytes(),
-        ));
+        let key = RegistryFile {
+            bytes: opts.origin.key.to_spki_pem().into_bytes(),
+            etag: None,
+            not_modified: false,
+        };
+        writes.push((StorageKey::PublicKey, key));
         writes.push((StorageKey::Versions, versions_file));
         writes.push((StorageKey::Names, names_file));
     }
-    for (key, bytes) in writes {
-        match write_if_changed(opts.store, &key, bytes) {
-            Ok(true) => report.registry_files_written += 1,
-            Ok(false) => {}
+    for (key, file) in writes {
+        // An ETag is kept only with the bytes it names, so a 304 never confirms other bytes.
+        etags.remove(&key.path());
+        match write_if_changed(opts.store, &key, file.bytes) {
+            Ok(written) => {
+                report.registry_files_written += usize::from(written);
+                if let Some(etag) = file.etag {
+                    etags.insert(key.path(), etag);
+                }
+            }
             Err(problem) => report.failures.push(UpstreamFileError::new(&key, problem)),
         }
+    }
+    let etags = serde_json::to_vec(&etags).expect("a string map always serialises");
+    if let Err(problem) = write_if_changed(opts.store, &StorageKey::MirrorEtags, etags) {
+        report
+            .failures
+            .push(UpstreamFileError::new(&StorageKey::MirrorEtags, problem));
     }
     report
 }
@@ -159,10 +196,50 @@ fn fetch(opts: &SyncOptions<'_>, key: &StorageKey) -> Result<Vec<u8>, UpstreamFi
     }
 }
 
+/// A registry file, asked for conditionally when the mirror holds it with a known upstream
+/// ETag: an unchanged file costs a 304, and its stored copy is verified again by the caller
+/// all the same.
+fn fetch_registry_file(
+    opts: &SyncOptions<'_>,
+    etags: &Etags,
+    key: &StorageKey,
+) -> Result<RegistryFile, UpstreamFileError> {
+    let known = etags.get(&key.path());
+    let stored = match known {
+        Some(_) => opts
+            .store
+            .get(key)
+            .map_err(|e| UpstreamFileError::new(key, Problem::Store(e)))?,
+        None => None,
+    };
+    let etag = stored.as_ref().and(known).map(String::as_str);
+    match opts.upstream.fetch_if_none_match(&key.path(), etag) {
+        Ok(Conditional::Found { bytes, etag }) => Ok(RegistryFile {
+            bytes,
+            etag,
+            not_modified: false,
+        }),
+        Ok(Conditional::NotModified) => match stored {
+            Some(object) => Ok(RegistryFile {
+                bytes: object.bytes.to_vec(),
+                etag: known.cloned(),
+                not_modified: true,
+            }),
+            None => Err(UpstreamFileError::new(
+                key,
+                Problem::Fetch("304 Not Modified to an unconditional request".into()),
+            )),
+        },
+        Ok(Conditional::Missing) => Err(UpstreamFileError::new(key, Problem::Missing)),
+        Err(e) => Err(UpstreamFileError::new(key, Problem::Fetch(e))),
+    }
+}
+
 /// Fetches and verifies `roots` and, wave by wave, every dependency their releases name on the
 /// same repository (a dependency without `repository` is on its parent's).
 fn fetch_closure(
     opts: &SyncOptions<'_>,
+    etags: &Etags,
     roots: &[String],
     report: &mut SyncReport,
 ) -> Vec<Fetched> {
@@ -173,11 +250,11 @@ fn fetch_closure(
         let results: Vec<Result<Fetched, UpstreamFileError>> = wave
             .par_iter()
             .map(|name| {
-                let bytes = fetch(opts, &StorageKey::package(name))?;
-                let package = opts.origin.package(name, &bytes)?;
+                let file = fetch_registry_file(opts, etags, &StorageKey::package(name))?;
+                let package = opts.origin.package(name, &file.bytes)?;
                 Ok(Fetched {
                     name: name.clone(),
-                    bytes,
+                    file,
                     package,
                 })
             })
@@ -191,6 +268,7 @@ fn fetch_closure(
                     continue;
                 }
             };
+            report.registry_files_not_modified += usize::from(package.file.not_modified);
             let deps = package
                 .package
                 .releases
@@ -305,11 +383,12 @@ fn write_if_changed(store: &Store, key: &StorageKey, bytes: Vec<u8>) -> Result<b
 /// The report as the lines `hexrepo mirror sync` prints: a summary, then each failure.
 pub fn summary(report: &SyncReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "{} packages mirrored; tarballs: {} fetched, {} skipped (already verified); {} registry files written; {} failed",
+        "{} packages mirrored; tarballs: {} fetched, {} skipped (already verified); {} registry files written, {} not modified upstream; {} failed",
         report.packages,
         report.tarballs_fetched,
         report.tarballs_skipped,
         report.registry_files_written,
+        report.registry_files_not_modified,
         report.failures.len()
     )];
     lines.extend(

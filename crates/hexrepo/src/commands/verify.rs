@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hexrepo_registry::verify::{Source, StoreSource, verify};
+use hexrepo_registry::verify::{Conditional, Source, StoreSource, verify};
 
 /// Arguments of `hexrepo verify`.
 #[derive(Debug, clap::Args)]
@@ -53,18 +53,38 @@ impl HttpSource {
 
 impl Source for HttpSource {
     fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        match self.fetch_if_none_match(path, None)? {
+            Conditional::Found { bytes, .. } => Ok(Some(bytes)),
+            Conditional::Missing => Ok(None),
+            Conditional::NotModified => Err(format!("{path}: 304 to an unconditional request")),
+        }
+    }
+
+    fn fetch_if_none_match(&self, path: &str, etag: Option<&str>) -> Result<Conditional, String> {
         let url = format!("{}/{path}", self.base);
         let mut request = self.client.get(&url);
         if let Some(auth) = &self.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth);
         }
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
         let response = request.send().map_err(|e| format!("GET {url}: {e}"))?;
         match response.status() {
-            reqwest::StatusCode::OK => response
-                .bytes()
-                .map(|b| Some(b.to_vec()))
-                .map_err(|e| format!("GET {url}: {e}")),
-            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            reqwest::StatusCode::OK => {
+                let etag = response
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let bytes = response.bytes().map_err(|e| format!("GET {url}: {e}"))?;
+                Ok(Conditional::Found {
+                    bytes: bytes.to_vec(),
+                    etag,
+                })
+            }
+            reqwest::StatusCode::NOT_MODIFIED => Ok(Conditional::NotModified),
+            reqwest::StatusCode::NOT_FOUND => Ok(Conditional::Missing),
             status => Err(format!("GET {url}: HTTP {status}")),
         }
     }

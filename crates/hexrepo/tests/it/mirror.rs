@@ -246,6 +246,21 @@ fn mirror_sync_resumes_without_refetching_verified_tarballs() {
 
     sync_alpha();
     let out = sync_alpha();
+    // names, versions and the three packages: asked with If-None-Match, answered 304.
+    assert!(
+        out.contains("0 registry files written, 5 not modified upstream"),
+        "{out}"
+    );
+    assert_eq!(
+        nginx
+            .access_log()
+            .lines()
+            .filter(|l| l.starts_with("304 GET /packages/"))
+            .count(),
+        3,
+        "{}",
+        nginx.access_log()
+    );
     assert!(
         out.contains("tarballs: 0 fetched, 4 skipped (already verified); 0 registry files written"),
         "{out}"
