@@ -6,6 +6,7 @@
 //! No HTTP here: the upstream is a [`Source`](crate::verify::Source) the binary implements.
 
 pub mod sync;
+mod upstream;
 pub mod verify;
 
 use hexfmt::keys::PublicKey;

@@ -8,15 +8,16 @@
 //! resumes: a tarball already stored whose SHA-256 matches its signed `outer_checksum` is not
 //! fetched again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hexfmt::proto::package::Package;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 use rayon::prelude::*;
 
+use super::upstream::{Etags, RegistryFile, fetch, fetch_registry_file};
 use super::verify::{self, Origin, Problem, UpstreamFileError};
-use crate::verify::{Conditional, Source};
+use crate::verify::Source;
 
 /// Default number of parallel upstream fetches (Hex's own `HEX_HTTP_CONCURRENCY` default).
 pub const DEFAULT_JOBS: usize = 8;
@@ -76,17 +77,6 @@ struct Fetched {
     package: Package,
 }
 
-/// A registry file as upstream gave it (or as the mirror holds it, when upstream said 304).
-struct RegistryFile {
-    bytes: Vec<u8>,
-    /// Upstream's ETag for these bytes, when it sent one.
-    etag: Option<String>,
-    not_modified: bool,
-}
-
-/// Upstream ETags of the registry files the mirror holds, by path.
-type Etags = BTreeMap<String, String>;
-
 /// Runs a sync. Failures are collected in the report, never half-written to the store.
 pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
     let mut report = SyncReport::default();
@@ -110,12 +100,14 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
         .flatten()
         .and_then(|o| serde_json::from_slice(&o.bytes).ok())
         .unwrap_or_default();
-    let indexes = fetch_registry_file(opts, &etags, &StorageKey::Names).and_then(|names_file| {
-        let names = opts.origin.names(&names_file.bytes)?;
-        let versions_file = fetch_registry_file(opts, &etags, &StorageKey::Versions)?;
-        let versions = opts.origin.versions(&versions_file.bytes)?;
-        Ok((names_file, names, versions_file, versions))
-    });
+    let indexes = fetch_registry_file(opts.upstream, opts.store, &etags, &StorageKey::Names)
+        .and_then(|names_file| {
+            let names = opts.origin.names(&names_file.bytes)?;
+            let versions_file =
+                fetch_registry_file(opts.upstream, opts.store, &etags, &StorageKey::Versions)?;
+            let versions = opts.origin.versions(&versions_file.bytes)?;
+            Ok((names_file, names, versions_file, versions))
+        });
     let (names_file, names, versions_file, versions) = match indexes {
         Ok(indexes) => indexes,
         Err(e) => {
@@ -187,54 +179,6 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
     report
 }
 
-/// One upstream file; a 404 is [`Problem::Missing`].
-fn fetch(opts: &SyncOptions<'_>, key: &StorageKey) -> Result<Vec<u8>, UpstreamFileError> {
-    match opts.upstream.fetch(&key.path()) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(UpstreamFileError::new(key, Problem::Missing)),
-        Err(e) => Err(UpstreamFileError::new(key, Problem::Fetch(e))),
-    }
-}
-
-/// A registry file, asked for conditionally when the mirror holds it with a known upstream
-/// ETag: an unchanged file costs a 304, and its stored copy is verified again by the caller
-/// all the same.
-fn fetch_registry_file(
-    opts: &SyncOptions<'_>,
-    etags: &Etags,
-    key: &StorageKey,
-) -> Result<RegistryFile, UpstreamFileError> {
-    let known = etags.get(&key.path());
-    let stored = match known {
-        Some(_) => opts
-            .store
-            .get(key)
-            .map_err(|e| UpstreamFileError::new(key, Problem::Store(e)))?,
-        None => None,
-    };
-    let etag = stored.as_ref().and(known).map(String::as_str);
-    match opts.upstream.fetch_if_none_match(&key.path(), etag) {
-        Ok(Conditional::Found { bytes, etag }) => Ok(RegistryFile {
-            bytes,
-            etag,
-            not_modified: false,
-        }),
-        Ok(Conditional::NotModified) => match stored {
-            Some(object) => Ok(RegistryFile {
-                bytes: object.bytes.to_vec(),
-                etag: known.cloned(),
-                not_modified: true,
-            }),
-            None => Err(UpstreamFileError::new(
-                key,
-                Problem::Fetch("304 Not Modified to an unconditional request".into()),
-            )),
-        },
-        Ok(Conditional::Missing) => Err(UpstreamFileError::new(key, Problem::Missing)),
-        Err(e) => Err(UpstreamFileError::new(key, Problem::Fetch(e))),
-    }
-}
-
 /// Fetches and verifies `roots` and, wave by wave, every dependency their releases name on the
 /// same repository (a dependency without `repository` is on its parent's).
 fn fetch_closure(
@@ -250,7 +194,12 @@ fn fetch_closure(
         let results: Vec<Result<Fetched, UpstreamFileError>> = wave
             .par_iter()
             .map(|name| {
-                let file = fetch_registry_file(opts, etags, &StorageKey::package(name))?;
+                let file = fetch_registry_file(
+                    opts.upstream,
+                    opts.store,
+                    etags,
+                    &StorageKey::package(name),
+                )?;
                 let package = opts.origin.package(name, &file.bytes)?;
                 Ok(Fetched {
                     name: name.clone(),
@@ -356,7 +305,7 @@ fn mirror_tarball(
     if stored.is_some_and(|o| verify::tarball(&key, &o.bytes, expected).is_ok()) {
         return Ok(Outcome::AlreadyVerified);
     }
-    let bytes = fetch(opts, &key)?;
+    let bytes = fetch(opts.upstream, &key)?;
     verify::tarball(&key, &bytes, expected)?;
     // Overwrite: what is there (if anything) failed verification just now.
     opts.store
