@@ -1,6 +1,7 @@
 //! `hexrepo verify (DIR | URL)`: audits a repository folder or bucket, or a served repository over HTTP,
 //! and exits non-zero when anything is wrong.
 
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,6 +28,11 @@ pub struct Args {
     #[arg(long)]
     auth_key: Option<String>,
 }
+
+/// The largest response body read from a repository: hex.pm caps tarballs at 16 MiB and its
+/// largest registry file is a few MiB, so this only bounds what a hostile server can make us
+/// hold in memory.
+const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// A repository served over HTTP (also the upstream of `hexrepo mirror sync`).
 pub(super) struct HttpSource {
@@ -77,11 +83,15 @@ impl Source for HttpSource {
                     .get(reqwest::header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let bytes = response.bytes().map_err(|e| format!("GET {url}: {e}"))?;
-                Ok(Conditional::Found {
-                    bytes: bytes.to_vec(),
-                    etag,
-                })
+                let mut bytes = Vec::new();
+                response
+                    .take(MAX_BODY + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                if bytes.len() as u64 > MAX_BODY {
+                    return Err(format!("GET {url}: larger than {MAX_BODY} bytes"));
+                }
+                Ok(Conditional::Found { bytes, etag })
             }
             reqwest::StatusCode::NOT_MODIFIED => Ok(Conditional::NotModified),
             reqwest::StatusCode::NOT_FOUND => Ok(Conditional::Missing),
