@@ -51,12 +51,14 @@ fn origin() -> Origin {
     }
 }
 
+/// A sync of `packages` and their dependencies; of everything when `packages` is empty.
 fn run(upstream: &Upstream, store: &Store, packages: &[&str]) -> SyncReport {
     sync(&SyncOptions {
         upstream,
         origin: &origin(),
         store,
-        packages: Some(packages.iter().map(|p| (*p).to_owned()).collect()),
+        packages: (!packages.is_empty())
+            .then(|| packages.iter().map(|p| (*p).to_owned()).collect()),
         jobs: 4,
         progress: &|_| {},
     })
@@ -134,4 +136,16 @@ fn a_package_missing_upstream_is_a_failure_naming_it() {
     let report = run(&upstream(None), &Store::memory(), &["nope"]);
     let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert_eq!(failures, ["packages/nope: not found upstream"]);
+}
+
+#[test]
+fn without_an_allow_list_everything_is_mirrored_and_verifies() {
+    let store = Store::memory();
+    let report = run(&upstream(None), &store, &[]);
+    assert!(report.is_ok(), "{:?}", report.failures);
+    assert_eq!((report.packages, report.tarballs_fetched), (5, 10));
+    // The mirror is the upstream again: `hexrepo verify`'s audit passes on it.
+    let audit = hexrepo_registry::verify::verify(&StoreSource(store), REPO, &origin().key);
+    assert!(audit.is_ok(), "{:?}", audit.problems);
+    assert_eq!(audit.releases, 10);
 }
