@@ -1,5 +1,5 @@
 //! Repository services without HTTP: the incremental registry build (`hexrepo build`), retiring
-//! releases, and auditing a repository (`hexrepo verify`). This crate owns the consistency
+//! releases, auditing a repository (`hexrepo verify`), and mirroring an upstream (`hexrepo mirror`). This crate owns the consistency
 //! rules: which files a change rewrites, in which order, and what a reader may observe meanwhile
 //! (HEX-PROTOCOL.md §4 describes the official builder we stay compatible with).
 //!
@@ -12,6 +12,7 @@ pub mod error;
 pub mod index;
 pub mod keys;
 pub mod layout;
+pub mod mirror;
 pub mod publish;
 pub mod release;
 pub mod retire;

@@ -24,11 +24,37 @@ pub trait Source: Sync {
     /// `Ok(None)` when it does not exist.
     fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
 
+    /// [`Source::fetch`] unless the resource still carries `etag` (an HTTP ETag from an
+    /// earlier answer). Sources without conditional requests fetch it whole.
+    fn fetch_if_none_match(&self, path: &str, etag: Option<&str>) -> Result<Conditional, String> {
+        let _ = etag;
+        Ok(match self.fetch(path)? {
+            Some(bytes) => Conditional::Found { bytes, etag: None },
+            None => Conditional::Missing,
+        })
+    }
+
     /// Files present in `packages/` and `tarballs/`, when the source can list them (a folder
     /// can, a server cannot). Used to report files the registry does not account for.
     fn listing(&self) -> Option<Listing> {
         None
     }
+}
+
+/// The answer to [`Source::fetch_if_none_match`].
+#[derive(Debug)]
+pub enum Conditional {
+    /// The resource, and its ETag when the source gives one.
+    Found {
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// Its ETag.
+        etag: Option<String>,
+    },
+    /// It still carries the ETag asked about.
+    NotModified,
+    /// It does not exist.
+    Missing,
 }
 
 /// The files a folder holds.

@@ -14,4 +14,4 @@ pub mod resource;
 pub mod respond;
 mod router;
 
-pub use router::{AppState, ServerConfig, router};
+pub use router::{AppState, MIRROR_PREFIX, ServerConfig, router};

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hexrepo_registry::keys::Permission;
-use hexrepo_store::Store;
 
 use crate::api::ApiConfig;
 use crate::auth::{Access, Authenticator};
@@ -24,7 +23,7 @@ use crate::respond::file_response;
 #[derive(Debug)]
 pub struct ServerConfig {
     /// Where the repository is: every repository file served is read from it.
-    pub store: Store,
+    pub store: hexrepo_store::Store,
     /// How long an object read from an object store is served before the store is asked
     /// whether it changed: the longest a change made elsewhere stays unseen here (plus one
     /// request). Local disk is checked on every request and ignores it.
@@ -35,7 +34,14 @@ pub struct ServerConfig {
     pub cache_bytes: u64,
     /// The Hex API, when this server holds the signing key.
     pub api: Option<ApiConfig>,
+    /// A mirror of hex.pm (or another upstream) served read-only under [`MIRROR_PREFIX`],
+    /// byte for byte as `hexrepo mirror sync` stored it.
+    pub mirror: Option<hexrepo_store::Store>,
 }
+
+/// Where the mirror is served: clients set `HEX_MIRROR` (mix) or `HEX_CDN` (rebar3) to the
+/// server's URL followed by this.
+pub const MIRROR_PREFIX: &str = "/mirrors/hexpm";
 
 /// Shared server state.
 #[derive(Debug, Clone)]
@@ -44,6 +50,7 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     objects: ObjectCache,
+    mirror: Option<ObjectCache>,
     auth: Authenticator,
     metrics: Metrics,
     api: Option<ApiConfig>,
@@ -54,6 +61,10 @@ impl AppState {
     pub fn new(config: ServerConfig) -> AppState {
         AppState(Arc::new(Inner {
             objects: ObjectCache::new(config.store, config.cache_bytes, config.revalidate_after),
+            // Its own budget, so mirrored tarballs never evict the private repository's.
+            mirror: config
+                .mirror
+                .map(|store| ObjectCache::new(store, config.cache_bytes, config.revalidate_after)),
             auth: config.auth,
             metrics: Metrics::default(),
             api: config.api,
@@ -76,45 +87,22 @@ impl AppState {
     }
 }
 
-/// The application: repository resources, `/healthz` and `/metrics`.
+/// The application: repository resources, the mirror (when configured), `/healthz` and
+/// `/metrics`.
 pub fn router(state: AppState) -> Router {
-    let repository = Router::new()
-        .route(
-            "/names",
-            get(|s, h, p| serve(s, h, p, Some(Resource::Names))),
-        )
-        .route(
-            "/versions",
-            get(|s, h, p| serve(s, h, p, Some(Resource::Versions))),
-        )
-        .route(
-            "/public_key",
-            get(|s, h, p| serve(s, h, p, Some(Resource::PublicKey))),
-        )
-        .route(
-            "/packages/{name}",
-            get(|s, h, p, Path(n): Path<String>| serve(s, h, p, Resource::package(&n))),
-        )
-        .route(
-            "/tarballs/{file}",
-            get(|s, h, p, Path(f): Path<String>| serve(s, h, p, Resource::tarball(&f))),
-        )
-        .route(
-            "/docs/{file}",
-            get(|s, h, p, Path(f): Path<String>| serve(s, h, p, Resource::docs(&f))),
-        )
-        .route(
-            "/installs/{*path}",
-            get(|s, h, p, Path(path): Path<String>| serve(s, h, p, Resource::installs(&path))),
-        )
-        .route(
-            "/metrics",
-            get(|State(s): State<AppState>| async move { metrics_response(&s) }),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_read_access,
-        ));
+    let mut repository = resource_routes(Served::Repository).route(
+        "/metrics",
+        get(|State(s): State<AppState>| async move { metrics_response(&s) }),
+    );
+    if state.0.mirror.is_some() {
+        // Same read access as the repository: a server that protects its packages does not
+        // hand out its mirror (and its bandwidth) to anyone.
+        repository = repository.nest(MIRROR_PREFIX, resource_routes(Served::Mirror));
+    }
+    let repository = repository.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_read_access,
+    ));
     Router::new()
         .merge(repository)
         .merge(crate::api::routes())
@@ -122,6 +110,48 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
+}
+
+/// Which store a route serves.
+#[derive(Debug, Clone, Copy)]
+enum Served {
+    Repository,
+    Mirror,
+}
+
+/// The allow-listed repository resources of one store.
+fn resource_routes(from: Served) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/names",
+            get(move |s, h, p| serve(s, h, p, from, Some(Resource::Names))),
+        )
+        .route(
+            "/versions",
+            get(move |s, h, p| serve(s, h, p, from, Some(Resource::Versions))),
+        )
+        .route(
+            "/public_key",
+            get(move |s, h, p| serve(s, h, p, from, Some(Resource::PublicKey))),
+        )
+        .route(
+            "/packages/{name}",
+            get(move |s, h, p, Path(n): Path<String>| serve(s, h, p, from, Resource::package(&n))),
+        )
+        .route(
+            "/tarballs/{file}",
+            get(move |s, h, p, Path(f): Path<String>| serve(s, h, p, from, Resource::tarball(&f))),
+        )
+        .route(
+            "/docs/{file}",
+            get(move |s, h, p, Path(f): Path<String>| serve(s, h, p, from, Resource::docs(&f))),
+        )
+        .route(
+            "/installs/{*path}",
+            get(move |s, h, p, Path(path): Path<String>| {
+                serve(s, h, p, from, Resource::installs(&path))
+            }),
+        )
 }
 
 /// Set on a response served from memory because the store could not confirm it.
@@ -135,12 +165,20 @@ async fn serve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Extension(PrivateReads(private)): Extension<PrivateReads>,
+    from: Served,
     resource: Option<Resource>,
 ) -> Response {
     let Some(resource) = resource else {
         return not_found();
     };
-    match state.0.objects.get(&resource).await {
+    let objects = match from {
+        Served::Repository => &state.0.objects,
+        Served::Mirror => match &state.0.mirror {
+            Some(mirror) => mirror,
+            None => return not_found(),
+        },
+    };
+    match objects.get(&resource).await {
         Ok(Some(found)) => {
             let mut response = file_response(
                 &headers,

@@ -38,6 +38,9 @@ pub enum StorageKey {
     Keys,
     /// `.hexrepo/audit.log` (an append-only log; see `Store::append`).
     AuditLog,
+    /// `.hexrepo/mirror-etags.json`: in a mirror's store, the upstream's ETag of each
+    /// registry file stored, for conditional requests on the next sync.
+    MirrorEtags,
 }
 
 /// The folders that hold many objects.
@@ -100,6 +103,7 @@ impl StorageKey {
             StorageKey::BuildCache => format!("{STATE_DIR}/build-cache.json"),
             StorageKey::Keys => format!("{STATE_DIR}/keys.json"),
             StorageKey::AuditLog => format!("{STATE_DIR}/audit.log"),
+            StorageKey::MirrorEtags => format!("{STATE_DIR}/mirror-etags.json"),
         }
     }
 
@@ -134,7 +138,10 @@ impl StorageKey {
     pub fn is_repository_file(&self) -> bool {
         !matches!(
             self,
-            StorageKey::BuildCache | StorageKey::Keys | StorageKey::AuditLog
+            StorageKey::BuildCache
+                | StorageKey::Keys
+                | StorageKey::AuditLog
+                | StorageKey::MirrorEtags
         )
     }
 }

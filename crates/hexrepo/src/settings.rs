@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use hexrepo_registry::mirror::{HEXPM_NAME, HEXPM_URL};
 use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
 use hexrepo_store::{S3Option, Store, StoreOptions};
 use serde::Deserialize;
@@ -45,6 +46,16 @@ pub mod env {
     /// S3 endpoint, region and credentials come from the usual `AWS_*` variables (see
     /// `hexrepo_store::S3Option::env_var`), or from the config file's `[s3]` table.
     pub const STORAGE: &str = "HEXREPO_STORAGE";
+    /// `true` to serve the mirror under `/mirrors/hexpm`.
+    pub const MIRROR: &str = "HEXREPO_MIRROR";
+    /// Where the mirror is stored: a folder, `file:///path` or `s3://bucket/prefix`.
+    pub const MIRROR_STORAGE: &str = "HEXREPO_MIRROR_STORAGE";
+    /// The mirrored repository's URL.
+    pub const UPSTREAM_URL: &str = "HEXREPO_UPSTREAM_URL";
+    /// The mirrored repository's name, as its files say.
+    pub const UPSTREAM_NAME: &str = "HEXREPO_UPSTREAM_NAME";
+    /// PEM file with the mirrored repository's public key.
+    pub const UPSTREAM_PUBLIC_KEY: &str = "HEXREPO_UPSTREAM_PUBLIC_KEY";
 }
 
 /// The config file looked for in the working directory when none is named.
@@ -96,6 +107,21 @@ pub struct Flags {
     /// Where the repository is stored: a folder, file:///path or s3://bucket/prefix [env: HEXREPO_STORAGE; default: the public dir].
     #[arg(long)]
     pub storage: Option<String>,
+    /// Serve the mirror under /mirrors/hexpm [env: HEXREPO_MIRROR; default false].
+    #[arg(long)]
+    pub mirror: bool,
+    /// Where the mirror is stored: a folder, file:///path or s3://bucket/prefix [env: HEXREPO_MIRROR_STORAGE; default hexrepo-data/mirror].
+    #[arg(long)]
+    pub mirror_storage: Option<String>,
+    /// The mirrored repository's URL [env: HEXREPO_UPSTREAM_URL; default `https://repo.hex.pm`].
+    #[arg(long)]
+    pub upstream_url: Option<String>,
+    /// The mirrored repository's name [env: HEXREPO_UPSTREAM_NAME; default hexpm].
+    #[arg(long)]
+    pub upstream_name: Option<String>,
+    /// PEM file with the mirrored repository's public key [env: HEXREPO_UPSTREAM_PUBLIC_KEY; default: hex.pm's, built in].
+    #[arg(long)]
+    pub upstream_public_key: Option<PathBuf>,
 }
 
 /// The config file's keys, the same names as the flags with `_`.
@@ -115,6 +141,11 @@ struct FileConfig {
     public_url: Option<String>,
     reserved_names: Option<Vec<String>>,
     storage: Option<String>,
+    mirror: Option<bool>,
+    mirror_storage: Option<String>,
+    upstream_url: Option<String>,
+    upstream_name: Option<String>,
+    upstream_public_key: Option<PathBuf>,
     #[serde(default)]
     s3: S3File,
 }
@@ -236,6 +267,16 @@ pub struct Settings {
     pub reserved_names: Setting<Vec<String>>,
     /// Where the repository is stored (the public dir unless set).
     pub storage: Setting<String>,
+    /// Whether `serve` serves the mirror.
+    pub mirror: Setting<bool>,
+    /// Where the mirror is stored.
+    pub mirror_storage: Setting<String>,
+    /// The mirrored repository's URL, without a trailing slash.
+    pub upstream_url: Setting<String>,
+    /// The mirrored repository's name.
+    pub upstream_name: Setting<String>,
+    /// The mirrored repository's public key file; `None` for hex.pm's built-in key.
+    pub upstream_public_key: Setting<Option<PathBuf>>,
     /// S3 settings from the config file not overridden by the environment.
     s3: Vec<(S3Option, String)>,
 }
@@ -396,6 +437,41 @@ impl Settings {
                 (file.storage, f),
                 String::new(),
             )?,
+            mirror: pick(
+                flags.mirror.then_some(true),
+                env::MIRROR,
+                parsed,
+                (file.mirror, f),
+                false,
+            )?,
+            mirror_storage: pick(
+                flags.mirror_storage,
+                env::MIRROR_STORAGE,
+                text,
+                (file.mirror_storage, f),
+                "hexrepo-data/mirror".into(),
+            )?,
+            upstream_url: pick(
+                flags.upstream_url,
+                env::UPSTREAM_URL,
+                text,
+                (file.upstream_url, f),
+                HEXPM_URL.into(),
+            )?,
+            upstream_name: pick(
+                flags.upstream_name,
+                env::UPSTREAM_NAME,
+                text,
+                (file.upstream_name, f),
+                HEXPM_NAME.into(),
+            )?,
+            upstream_public_key: pick(
+                flags.upstream_public_key.map(Some),
+                env::UPSTREAM_PUBLIC_KEY,
+                |raw| Ok(Some(PathBuf::from(raw))),
+                (file.upstream_public_key.map(Some), f),
+                None,
+            )?,
             s3: file.s3.options(),
             config_file,
         }
@@ -439,6 +515,20 @@ impl Settings {
             .with_context(|| format!("opening storage (from {})", self.storage.origin))
     }
 
+    /// Opens the mirror's store.
+    pub fn open_mirror_store(&self) -> anyhow::Result<Store> {
+        let options = StoreOptions {
+            s3: self.s3.clone(),
+            ignore_env: false,
+        };
+        Store::open(&self.mirror_storage.value, &options).with_context(|| {
+            format!(
+                "opening mirror storage {} (from {})",
+                self.mirror_storage.value, self.mirror_storage.origin
+            )
+        })
+    }
+
     /// `key = value  # origin` lines with secrets redacted, for `hexrepo config show`.
     pub fn describe(&self) -> Vec<String> {
         fn line<T: fmt::Debug>(key: &str, s: &Setting<T>) -> String {
@@ -468,6 +558,11 @@ impl Settings {
             line("public_url", &self.public_url),
             line("reserved_names", &self.reserved_names),
             line("storage", &self.storage),
+            line("mirror", &self.mirror),
+            line("mirror_storage", &self.mirror_storage),
+            line("upstream_url", &self.upstream_url),
+            line("upstream_name", &self.upstream_name),
+            line("upstream_public_key", &self.upstream_public_key),
         ]
         .into_iter()
         .chain(self.s3.iter().map(|(option, value)| {

@@ -2,6 +2,7 @@
 
 mod build;
 mod hexpm_interop;
+mod mirror;
 mod publish;
 mod support;
 mod verify;

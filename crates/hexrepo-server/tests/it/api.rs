@@ -54,6 +54,7 @@ fn api_repo() -> (Repo, String, String) {
         auth,
         cache_bytes: 0,
         api: Some(api),
+        mirror: None,
     }));
     (Repo { dir, app }, writer, reader)
 }

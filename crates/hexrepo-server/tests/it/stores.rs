@@ -22,6 +22,7 @@ fn app(store: Store, revalidate_after: Duration) -> Router {
         auth: Authenticator::new(ReadAuth::Public, None, None),
         cache_bytes: 1 << 20,
         api: None,
+        mirror: None,
     }))
 }
 
@@ -184,4 +185,77 @@ async fn s3_outage_serves_cached_files_stale_and_answers_503_for_the_rest() {
     let elapsed = start.elapsed();
     eprintln!("outage answers took {elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+/// The mirror is a second store under `/mirrors/hexpm`, apart from the repository's, behind
+/// the same read access; without a mirror configured the prefix is a 404.
+#[tokio::test]
+async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
+    let (repository, mirror) = (Store::memory(), Store::memory());
+    put(&repository, StorageKey::package("acme"), b"private").await;
+    put(&mirror, StorageKey::package("jason"), b"mirrored").await;
+    put(&mirror, StorageKey::tarball("jason", "1.4.0"), b"tarball").await;
+    let app = router(AppState::new(ServerConfig {
+        store: repository.clone(),
+        revalidate_after: Duration::from_secs(1),
+        auth: Authenticator::new(ReadAuth::Required, None, None),
+        cache_bytes: 1 << 20,
+        api: None,
+        mirror: Some(mirror),
+    }));
+    let (denied, _) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+
+    let app = router(AppState::new(ServerConfig {
+        store: repository.clone(),
+        revalidate_after: Duration::from_secs(1),
+        auth: Authenticator::new(ReadAuth::Public, None, None),
+        cache_bytes: 1 << 20,
+        api: None,
+        mirror: Some(Store::memory()),
+    }));
+    let (missing, _) = get(&app, "/mirrors/hexpm/packages/acme", &[]).await;
+    assert_eq!(
+        missing.status(),
+        StatusCode::NOT_FOUND,
+        "no mixing of stores"
+    );
+
+    let mirror = Store::memory();
+    put(&mirror, StorageKey::package("jason"), b"mirrored").await;
+    put(&mirror, StorageKey::tarball("jason", "1.4.0"), b"tarball").await;
+    let app = router(AppState::new(ServerConfig {
+        store: repository.clone(),
+        revalidate_after: Duration::from_secs(1),
+        auth: Authenticator::new(ReadAuth::Public, None, None),
+        cache_bytes: 1 << 20,
+        api: None,
+        mirror: Some(mirror),
+    }));
+    let (package, body) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
+    assert_eq!(
+        (package.status(), body.as_slice()),
+        (StatusCode::OK, &b"mirrored"[..])
+    );
+    let (tarball, body) = get(&app, "/mirrors/hexpm/tarballs/jason-1.4.0.tar", &[]).await;
+    assert_eq!(
+        (tarball.status(), body.as_slice()),
+        (StatusCode::OK, &b"tarball"[..])
+    );
+    assert!(header(&tarball, "etag").is_some(), "rebar3 needs an ETag");
+    let (escape, _) = get(&app, "/mirrors/hexpm/.hexrepo/keys.json", &[]).await;
+    assert_eq!(escape.status(), StatusCode::NOT_FOUND);
+    let (private, body) = get(&app, "/packages/acme", &[]).await;
+    assert_eq!(
+        (private.status(), body.as_slice()),
+        (StatusCode::OK, &b"private"[..])
+    );
+
+    let (off, _) = get(
+        &self::app(repository, Duration::from_secs(1)),
+        "/mirrors/hexpm/packages/jason",
+        &[],
+    )
+    .await;
+    assert_eq!(off.status(), StatusCode::NOT_FOUND);
 }

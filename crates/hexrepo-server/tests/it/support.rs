@@ -118,6 +118,7 @@ pub fn repo(mode: ReadAuth, basic: Option<(&str, &str)>) -> Repo {
         auth,
         cache_bytes: 1 << 20,
         api: None,
+        mirror: None,
     }));
     Repo { dir, app }
 }

@@ -5,6 +5,7 @@ mod build;
 mod config;
 mod key;
 mod keygen;
+mod mirror;
 mod push;
 mod retire;
 mod serve;
@@ -46,6 +47,8 @@ enum Command {
     Config(config::Args),
     /// Print the audit log of writes (publish, revert, retire, docs, keys).
     Audit(audit::Args),
+    /// Mirror an upstream repository (hex.pm by default), verifying every file.
+    Mirror(mirror::Args),
 }
 
 /// Runs the parsed command.
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(args) => key::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Mirror(args) => mirror::run(&args),
     }
 }
 

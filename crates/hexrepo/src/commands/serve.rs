@@ -14,7 +14,7 @@ use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
-use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_server::{AppState, MIRROR_PREFIX, ServerConfig, router};
 use hexrepo_store::{StorageKey, Store};
 use tokio::net::TcpListener;
 
@@ -68,6 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             )
         })?;
     check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
+    let mirror = mirror_store(&settings)?;
     let make_state = |base_url: String| {
         let api = api_key.map(|key| ApiConfig {
             store: store.clone(),
@@ -82,6 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             auth,
             cache_bytes: settings.cache_mib.value * 1024 * 1024,
             api,
+            mirror: mirror.clone(),
         })
     };
 
@@ -114,6 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &state,
             &settings,
         );
+        print_mirror_banner(&url, mirror.as_ref(), &settings);
         tracing::info!(%local, "listening");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         // Responses are written whole; no reason to let Nagle delay the last segment.
@@ -260,6 +263,29 @@ fn print_banner(
         "  {{hex, [{{repos, [#{{name => <<\"{repository}\">>,\n                  repo_url => <<\"{url}\">>,\n                  repo_public_key => <<\"{}\">>{repo_key}}}]}}]}}.\n",
         key.to_pkcs1_pem().trim_end()
     );
+}
+
+/// The mirror's store, when `serve` serves one.
+fn mirror_store(settings: &Settings) -> anyhow::Result<Option<Store>> {
+    if settings.mirror.value {
+        settings.open_mirror_store().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn print_mirror_banner(url: &str, mirror: Option<&Store>, settings: &Settings) {
+    let Some(mirror) = mirror else { return };
+    let mirror_url = format!("{url}{MIRROR_PREFIX}");
+    println!(
+        "\nmirror of {:?} ({}) from {}, offline (serves what `hexrepo mirror sync` stored), \
+         same read access as the repository: {mirror_url}",
+        settings.upstream_name.value,
+        settings.upstream_url.value,
+        mirror.describe()
+    );
+    println!("  mix:    HEX_MIRROR={mirror_url}");
+    println!("  rebar3: HEX_CDN={mirror_url}");
 }
 
 /// Logs go to stderr through a buffered background writer, so a request never waits on a

@@ -6,6 +6,7 @@ mod api;
 mod clients;
 mod hexrepo_build;
 mod interop;
+mod mirror;
 mod push;
 mod replicas;
 mod serve;

@@ -1,0 +1,162 @@
+//! `hexrepo mirror sync` fetches an upstream repository (hex.pm by default), or an allow-list
+//! of its packages closed over their dependencies, into the mirror's store, verifying every
+//! file; `hexrepo serve --mirror` then serves it under `/mirrors/hexpm`. `hexrepo mirror check`
+//! reports private packages whose names also exist upstream (dependency confusion).
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use hexrepo_registry::mirror::sync::{DEFAULT_JOBS, SyncOptions, summary, sync};
+use hexrepo_registry::mirror::verify::Origin;
+use hexrepo_registry::mirror::{hexpm_public_key, shadowed};
+use hexrepo_store::StorageKey;
+
+use super::verify::HttpSource;
+use crate::settings::{Flags, Settings};
+
+/// Arguments of `hexrepo mirror`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: MirrorCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum MirrorCommand {
+    /// Fetch and verify the upstream's registry and tarballs into the mirror storage.
+    Sync(SyncArgs),
+    /// Report private packages whose names also exist in the mirrored upstream.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    flags: Flags,
+    /// Mirror only this package and its dependencies on the upstream (repeat for more)
+    /// [default: every package].
+    #[arg(long = "package", value_name = "NAME")]
+    packages: Vec<String>,
+    /// Parallel upstream fetches.
+    #[arg(long, default_value_t = DEFAULT_JOBS)]
+    jobs: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    flags: Flags,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        MirrorCommand::Sync(args) => run_sync(args),
+        MirrorCommand::Check(args) => run_check(args),
+    }
+}
+
+fn origin(settings: &Settings) -> anyhow::Result<Origin> {
+    let key = match &settings.upstream_public_key.value {
+        Some(path) => super::read_public_key(path)?,
+        None => hexpm_public_key(),
+    };
+    Ok(Origin {
+        repository: settings.upstream_name.value.clone(),
+        key,
+    })
+}
+
+fn run_sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&args.flags)?;
+    let origin = origin(&settings)?;
+    let store = settings.open_mirror_store()?;
+    if let Some(root) = store.local_root() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    }
+    let upstream = HttpSource::new(&settings.upstream_url.value, None)?;
+    println!(
+        "mirroring {:?} from {} (key {}) into {}",
+        origin.repository,
+        settings.upstream_url.value,
+        origin.key.fingerprint(),
+        store.describe()
+    );
+    let progress = |line: &str| println!("{line}");
+    let report = sync(&SyncOptions {
+        upstream: &upstream,
+        origin: &origin,
+        store: &store,
+        packages: (!args.packages.is_empty()).then(|| args.packages.clone()),
+        jobs: args.jobs,
+        progress: &progress,
+    });
+    for line in summary(&report) {
+        println!("{line}");
+    }
+    report_shadowed(&settings, &origin, &report.upstream_names);
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Compares the private repository's names with the mirror's stored (and verified) `names`.
+fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&args.flags)?;
+    let origin = origin(&settings)?;
+    let store = settings.open_mirror_store()?;
+    let Some(names) = store.get(&StorageKey::Names)? else {
+        anyhow::bail!(
+            "{}: no names file; run `hexrepo mirror sync` first",
+            store.describe()
+        );
+    };
+    let upstream: BTreeSet<String> = origin
+        .names(&names.bytes)?
+        .packages
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    Ok(if report_shadowed(&settings, &origin, &upstream) {
+        ExitCode::FAILURE
+    } else {
+        println!("no private package name exists upstream");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints a warning for each private package whose name the upstream also has; true if any.
+fn report_shadowed(settings: &Settings, origin: &Origin, upstream: &BTreeSet<String>) -> bool {
+    let private = match private_names(settings) {
+        Ok(names) => names,
+        Err(e) => {
+            println!("warning: cannot read the private repository's names: {e:#}");
+            return false;
+        }
+    };
+    let found = shadowed(private.iter().map(String::as_str), upstream);
+    for name in &found {
+        println!(
+            "warning: private package {name:?} also exists in {:?}: a client with both \
+             repositories may resolve the public one (dependency confusion); rename it or \
+             pin its repository",
+            origin.repository
+        );
+    }
+    !found.is_empty()
+}
+
+/// The package names of the private repository (our own file: signature not checked).
+fn private_names(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    let store = settings.open_store()?;
+    let Some(object) = store.get(&StorageKey::Names)? else {
+        return Ok(Vec::new());
+    };
+    let signed = hexfmt::registry::decode_envelope(&object.bytes)?;
+    let names: hexfmt::proto::names::Names =
+        hexfmt::registry::decode_payload(&signed.payload, "Names")?;
+    Ok(names.packages.into_iter().map(|p| p.name).collect())
+}

@@ -1,0 +1,432 @@
+//! `hexrepo mirror sync` and `hexrepo serve --mirror` against a real upstream: a repository
+//! built by `hexrepo build` with its own key and the name `hexpm`, holding a dependency chain
+//! (alpha -> beta -> gamma) and an unrelated delta, served by nginx. rebar3 is the oracle for
+//! what the mirror serves.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::clients::{Rebar3Project, create_package};
+use crate::serve_support::{HexrepoServer, hexrepo_in};
+use crate::support::{
+    StaticServer, all_output, describe, output_of, read_text, require_rebar3_and_nginx, run,
+    sha256_upper, stdout_text, temp_dir,
+};
+
+/// The mirrored repository's name, as hex.pm's.
+const UPSTREAM: &str = "hexpm";
+
+/// A local upstream repository folder and its key.
+struct Upstream {
+    tmp: tempfile::TempDir,
+}
+
+impl Upstream {
+    /// alpha 1.0.0 -> beta ~> 1.0 -> gamma ~> 1.0 (two gamma releases), and delta alone.
+    fn new() -> Upstream {
+        let tmp = temp_dir();
+        let upstream = Upstream { tmp };
+        let tarballs = upstream.public().join("tarballs");
+        fs::create_dir_all(&tarballs).expect("mkdir tarballs");
+        create_package(&tarballs, "gamma", "1.0.0", &[]);
+        create_package(&tarballs, "gamma", "1.1.0", &[]);
+        create_package(&tarballs, "beta", "1.0.0", &["gamma:~> 1.0"]);
+        create_package(&tarballs, "alpha", "1.0.0", &["beta:~> 1.0"]);
+        create_package(&tarballs, "delta", "1.0.0", &[]);
+        let key = keygen(upstream.tmp.path(), "upstream_key.pem");
+        build_repository(&upstream.public(), UPSTREAM, &key);
+        upstream
+    }
+
+    fn public(&self) -> PathBuf {
+        self.tmp.path().join("public")
+    }
+
+    fn public_key(&self) -> PathBuf {
+        self.public().join("public_key")
+    }
+}
+
+/// `hexrepo keygen --out DIR/FILE`.
+fn keygen(dir: &Path, file: &str) -> PathBuf {
+    let key = dir.join(file);
+    run(hexrepo_in(dir, &["keygen", "--out"]).arg(&key));
+    key
+}
+
+/// `hexrepo build PUBLIC --name NAME --private-key KEY`.
+fn build_repository(public: &Path, name: &str, key: &Path) {
+    run(hexrepo_in(public, &["build"])
+        .arg(public)
+        .args(["--name", name, "--private-key"])
+        .arg(key));
+}
+
+/// `hexrepo mirror sync` from `url` into `mirror` with the upstream's key, `--package` for each
+/// of `packages`; the private repository is `private` (for the dependency-confusion check).
+fn sync(
+    upstream: &Upstream,
+    url: &str,
+    mirror: &Path,
+    private: &Path,
+    packages: &[&str],
+) -> (Command, Output) {
+    let mut cmd = hexrepo_in(
+        upstream.tmp.path(),
+        &["mirror", "sync", "--upstream-url", url],
+    );
+    cmd.args(["--upstream-name", UPSTREAM, "--upstream-public-key"])
+        .arg(upstream.public_key())
+        .arg("--mirror-storage")
+        .arg(mirror)
+        .arg("--public-dir")
+        .arg(private);
+    for package in packages {
+        cmd.args(["--package", package]);
+    }
+    let output = output_of(&mut cmd);
+    (cmd, output)
+}
+
+/// [`sync`], required to succeed; returns its stdout.
+fn sync_ok(
+    upstream: &Upstream,
+    url: &str,
+    mirror: &Path,
+    private: &Path,
+    packages: &[&str],
+) -> String {
+    let (cmd, output) = sync(upstream, url, mirror, private, packages);
+    assert!(
+        output.status.success(),
+        "sync failed: {}",
+        describe(&cmd, &output)
+    );
+    stdout_text(&output)
+}
+
+/// [`sync`], required to fail; returns both output streams.
+fn sync_failing(upstream: &Upstream, url: &str, mirror: &Path, packages: &[&str]) -> String {
+    let private = temp_dir();
+    let (cmd, output) = sync(upstream, url, mirror, private.path(), packages);
+    assert!(
+        !output.status.success(),
+        "sync should have failed: {}",
+        describe(&cmd, &output)
+    );
+    all_output(&output)
+}
+
+/// Repository files under `dir`, relative to it, sorted (our `.hexrepo/` state left out).
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("dir entry").path();
+            if path.file_name().is_some_and(|n| n == ".hexrepo") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).expect("under dir");
+                out.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// GET requests nginx logged for `path`.
+fn requests_for(server: &StaticServer, path: &str) -> usize {
+    let needle = format!(" GET /{path} ");
+    server
+        .access_log()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count()
+}
+
+#[test]
+fn mirror_sync_of_an_allow_list_fetches_exactly_its_closure_byte_for_byte() {
+    require_rebar3_and_nginx();
+    let upstream = Upstream::new();
+    let nginx = StaticServer::start(&upstream.public());
+    // A private repository with a package named like a public one.
+    let private = temp_dir();
+    let private_public = private.path().join("public");
+    fs::create_dir_all(private_public.join("tarballs")).unwrap();
+    create_package(&private_public.join("tarballs"), "delta", "2.0.0", &[]);
+    let private_key = keygen(private.path(), "private_key.pem");
+    build_repository(&private_public, "acme", &private_key);
+
+    let mirror = temp_dir();
+    let out = sync_ok(
+        &upstream,
+        &nginx.url(),
+        mirror.path(),
+        &private_public,
+        &["alpha"],
+    );
+    assert!(
+        out.contains("3 packages mirrored; tarballs: 4 fetched, 0 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("private package \"delta\" also exists in \"hexpm\""),
+        "{out}"
+    );
+
+    let mut expected = vec![
+        "names",
+        "packages/alpha",
+        "packages/beta",
+        "packages/gamma",
+        "public_key",
+        "tarballs/alpha-1.0.0.tar",
+        "tarballs/beta-1.0.0.tar",
+        "tarballs/gamma-1.0.0.tar",
+        "tarballs/gamma-1.1.0.tar",
+        "versions",
+    ];
+    expected.sort_unstable();
+    assert_eq!(files(mirror.path()), expected);
+    for file in expected.iter().filter(|f| **f != "public_key") {
+        assert!(
+            fs::read(mirror.path().join(file)).unwrap()
+                == fs::read(upstream.public().join(file)).unwrap(),
+            "{file} differs from upstream's"
+        );
+    }
+    assert_eq!(requests_for(&nginx, "packages/delta"), 0);
+    assert_eq!(requests_for(&nginx, "tarballs/delta-1.0.0.tar"), 0);
+
+    // `check` reads the mirror's verified names offline and fails on the shadowed name.
+    let output = output_of(
+        hexrepo_in(
+            private.path(),
+            &["mirror", "check", "--upstream-name", UPSTREAM],
+        )
+        .arg("--upstream-public-key")
+        .arg(upstream.public_key())
+        .arg("--mirror-storage")
+        .arg(mirror.path())
+        .arg("--public-dir")
+        .arg(&private_public),
+    );
+    assert!(!output.status.success());
+    assert!(
+        all_output(&output).contains("\"delta\""),
+        "{}",
+        all_output(&output)
+    );
+}
+
+#[test]
+fn mirror_sync_resumes_without_refetching_verified_tarballs() {
+    require_rebar3_and_nginx();
+    let upstream = Upstream::new();
+    let nginx = StaticServer::start(&upstream.public());
+    let (mirror, private) = (temp_dir(), temp_dir());
+    let sync_alpha = || {
+        sync_ok(
+            &upstream,
+            &nginx.url(),
+            mirror.path(),
+            private.path(),
+            &["alpha"],
+        )
+    };
+
+    sync_alpha();
+    let out = sync_alpha();
+    // names, versions and the three packages: asked with If-None-Match, answered 304.
+    assert!(
+        out.contains("0 registry files written, 5 not modified upstream"),
+        "{out}"
+    );
+    assert_eq!(
+        nginx
+            .access_log()
+            .lines()
+            .filter(|l| l.starts_with("304 GET /packages/"))
+            .count(),
+        3,
+        "{}",
+        nginx.access_log()
+    );
+    assert!(
+        out.contains("tarballs: 0 fetched, 4 skipped (already verified); 0 registry files written"),
+        "{out}"
+    );
+
+    // As if a sync had been interrupted before this tarball landed.
+    fs::remove_file(mirror.path().join("tarballs/beta-1.0.0.tar")).unwrap();
+    let out = sync_alpha();
+    assert!(out.contains("tarballs: 1 fetched, 3 skipped"), "{out}");
+    assert_eq!(requests_for(&nginx, "tarballs/beta-1.0.0.tar"), 2);
+    assert_eq!(requests_for(&nginx, "tarballs/alpha-1.0.0.tar"), 1);
+    assert_eq!(requests_for(&nginx, "tarballs/gamma-1.1.0.tar"), 1);
+}
+
+#[test]
+fn mirror_sync_refuses_tampered_upstream_files_and_stores_none_of_them() {
+    require_rebar3_and_nginx();
+    let upstream = Upstream::new();
+    let nginx = StaticServer::start(&upstream.public());
+    let public = upstream.public();
+
+    // A tarball whose bytes are not what packages/gamma signs.
+    let tarball = public.join("tarballs/gamma-1.1.0.tar");
+    let original = fs::read(&tarball).unwrap();
+    let mut tampered = original.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    fs::write(&tarball, &tampered).unwrap();
+    let mirror = temp_dir();
+    let out = sync_failing(&upstream, &nginx.url(), mirror.path(), &["alpha"]);
+    assert!(
+        out.contains("failed: tarballs/gamma-1.1.0.tar: refused: SHA-256"),
+        "{out}"
+    );
+    let stored = files(mirror.path());
+    assert!(
+        !stored.contains(&"tarballs/gamma-1.1.0.tar".to_owned()),
+        "{stored:?}"
+    );
+    // Registry files never name what is missing: no packages/gamma, no indexes.
+    for file in ["packages/gamma", "names", "versions"] {
+        assert!(
+            !stored.contains(&file.to_owned()),
+            "{file} stored: {stored:?}"
+        );
+    }
+    fs::write(&tarball, &original).unwrap();
+
+    // packages/beta signed by another key.
+    let other = temp_dir();
+    let other_public = other.path().join("public");
+    fs::create_dir_all(other_public.join("tarballs")).unwrap();
+    fs::copy(
+        public.join("tarballs/beta-1.0.0.tar"),
+        other_public.join("tarballs/beta-1.0.0.tar"),
+    )
+    .unwrap();
+    build_repository(
+        &other_public,
+        UPSTREAM,
+        &keygen(other.path(), "other_key.pem"),
+    );
+    let genuine = fs::read(public.join("packages/beta")).unwrap();
+    fs::copy(
+        other_public.join("packages/beta"),
+        public.join("packages/beta"),
+    )
+    .unwrap();
+    let mirror = temp_dir();
+    let out = sync_failing(&upstream, &nginx.url(), mirror.path(), &["alpha"]);
+    assert!(
+        out.contains("failed: packages/beta: refused: bad signature"),
+        "{out}"
+    );
+    assert!(!mirror.path().join("packages/beta").exists());
+    fs::write(public.join("packages/beta"), genuine).unwrap();
+
+    // names signed with the upstream's key but for another repository.
+    let renamed = temp_dir();
+    let renamed_public = renamed.path().join("public");
+    fs::create_dir_all(renamed_public.join("tarballs")).unwrap();
+    fs::copy(
+        public.join("tarballs/delta-1.0.0.tar"),
+        renamed_public.join("tarballs/delta-1.0.0.tar"),
+    )
+    .unwrap();
+    let upstream_key = upstream.tmp.path().join("upstream_key.pem");
+    build_repository(&renamed_public, "other", &upstream_key);
+    fs::copy(renamed_public.join("names"), public.join("names")).unwrap();
+    let mirror = temp_dir();
+    let out = sync_failing(&upstream, &nginx.url(), mirror.path(), &[]);
+    assert!(
+        out.contains("failed: names: refused: repository name mismatch"),
+        "{out}"
+    );
+    assert_eq!(files(mirror.path()), Vec::<String>::new());
+}
+
+#[test]
+fn rebar3_fetches_through_the_mirror_with_the_upstream_stopped() {
+    require_rebar3_and_nginx();
+    let upstream = Upstream::new();
+    let mirror = temp_dir();
+    let work = temp_dir();
+    {
+        let nginx = StaticServer::start(&upstream.public());
+        sync_ok(
+            &upstream,
+            &nginx.url(),
+            mirror.path(),
+            work.path(),
+            &["alpha"],
+        );
+    } // nginx stopped: the mirror is all there is.
+
+    let server = HexrepoServer::start(
+        work.path(),
+        &work.path().join("public"),
+        &work.path().join("private_key.pem"),
+        &[
+            "--mirror",
+            "--mirror-storage",
+            mirror.path().to_str().unwrap(),
+        ],
+    );
+    let mirror_url = format!("{}/mirrors/hexpm", server.url());
+    server.wait_for_stdout(&format!("HEX_CDN={mirror_url}"));
+
+    // rebar3 keeps the repository name `hexpm`; only its key is the test upstream's.
+    let key = read_text(&upstream.public_key());
+    let project = Rebar3Project::new("unused", &key, &[("alpha", "1.0.0")]);
+    fs::write(
+        project.dir().join("rebar.config"),
+        format!(
+            "{{deps, [{{alpha, \"1.0.0\"}}]}}.\n\
+             {{hex, [{{repos, [#{{name => <<\"hexpm\">>,\n\
+             \x20   repo_public_key => <<\"{}\">>}}]}}]}}.\n",
+            key.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+    )
+    .unwrap();
+    let mut cmd = project.rebar3(&["get-deps"]);
+    cmd.env("HEX_CDN", &mirror_url);
+    let output = output_of(&mut cmd);
+    assert!(
+        output.status.success(),
+        "rebar3 through the mirror: {}\n--- hexrepo log ---\n{}",
+        describe(&cmd, &output),
+        server.log()
+    );
+    let lock = project.lock();
+    assert_eq!(
+        lock.versions.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["alpha", "beta", "gamma"]
+    );
+    assert_eq!(lock.versions["gamma"], "1.1.0");
+    for (name, version) in &lock.versions {
+        let tarball = upstream
+            .public()
+            .join(format!("tarballs/{name}-{version}.tar"));
+        assert_eq!(lock.pkg_hash_ext[name], sha256_upper(&tarball), "{name}");
+    }
+    assert!(
+        server
+            .log()
+            .contains("/mirrors/hexpm/tarballs/gamma-1.1.0.tar"),
+        "{}",
+        server.log()
+    );
+}
