@@ -16,8 +16,10 @@
 //!   store round trip after it lands; until then this replica may serve the previous bytes
 //!   (or a 404 for a new object, since misses are not cached). Clients add their own
 //!   `Cache-Control` lifetime on top.
-//! - One store request per key at a time: concurrent misses and revalidations of a key wait
-//!   for the request already under way and share its outcome.
+//! - One store request per key at a time: concurrent misses of a key wait for the request
+//!   already under way and share its outcome; while an entry is being revalidated, requests
+//!   for it are served the kept copy instead of waiting (stale-while-revalidate, so a hot file
+//!   never stalls on the store).
 //! - When the store is unavailable, a kept entry is served stale (flagged, and logged once
 //!   per key per outage) and the store is asked again after `revalidate_after`; with nothing
 //!   kept the answer is [`ReadError::Unavailable`] (a 503).
@@ -148,29 +150,47 @@ impl ObjectCache {
         let key = resource.storage_key();
         // `Some` on local disk: the file's current version, from one stat.
         let on_disk = self.store.local_version(&key);
+        let mut kept = None;
         if let Some(entry) = self.entry(&key) {
             let current = match &on_disk {
                 Some(version) => version.as_deref() == Some(entry.version.as_str()),
                 None => entry.checked_within(self.revalidate_after),
             };
-            if current && let Some(bytes) = entry.bytes.clone() {
+            if let Some(bytes) = entry.bytes.clone() {
                 let stale = entry.stale.load(Ordering::Relaxed);
-                return Ok(Some(Found {
+                let found = Found {
                     entry,
                     bytes,
                     stale,
-                }));
+                };
+                if current {
+                    return Ok(Some(found));
+                }
+                // An object store's copy past its age may still be served while another
+                // request revalidates it; a file on disk that changed may not.
+                kept = on_disk.is_none().then_some(found);
             }
         }
         // A failed stat may be a missing file or a permission problem: the read tells which.
-        self.ask_store(key, resource.kind()).await
+        self.ask_store(key, resource.kind(), kept).await
     }
 
-    /// Asks the store once for everyone asking about `key` now.
-    async fn ask_store(&self, key: StorageKey, kind: Kind) -> Result<Option<Found>, ReadError> {
+    /// Asks the store once for everyone asking about `key` now. While that request is under
+    /// way, others with a kept copy are served it instead of waiting (stale-while-revalidate:
+    /// a hot file never makes every request wait for the store).
+    async fn ask_store(
+        &self,
+        key: StorageKey,
+        kind: Kind,
+        kept: Option<Found>,
+    ) -> Result<Option<Found>, ReadError> {
         let asked = Instant::now();
         let pass = GatePass::new(self, key);
-        let mut slot = pass.gate.lock().await;
+        let mut slot = match (pass.gate.try_lock(), kept) {
+            (Ok(slot), _) => slot,
+            (Err(_), Some(kept)) => return Ok(Some(kept)),
+            (Err(_), None) => pass.gate.lock().await,
+        };
         if let Some((known, outcome)) = &*slot
             && *known >= asked
         {
@@ -371,5 +391,44 @@ mod tests {
         );
         // A later request asks the store itself.
         assert!(cache.get(&resource).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_kept_copy_is_served_while_another_request_revalidates_it() {
+        let store = Store::memory();
+        let key = StorageKey::package("hot");
+        let put = {
+            let (store, key) = (store.clone(), key.clone());
+            move |bytes: &'static [u8]| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::task::spawn_blocking(move || {
+                    store.put(&key, Bytes::from_static(bytes), Precondition::Overwrite)
+                })
+            }
+        };
+        put(b"old").await.unwrap().unwrap();
+        let cache = ObjectCache::new(store, 0, Duration::from_millis(50));
+        let resource = Resource::package("hot").unwrap();
+        assert_eq!(
+            &cache.get(&resource).await.unwrap().unwrap().bytes[..],
+            b"old"
+        );
+        put(b"new").await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // Past its age, with a revalidation under way: the kept copy, at once.
+        let pass = GatePass::new(&cache, key.clone());
+        let slot = pass.gate.lock().await;
+        let served = tokio::time::timeout(Duration::from_secs(1), cache.get(&resource))
+            .await
+            .expect("served without waiting for the store");
+        assert_eq!(&served.unwrap().unwrap().bytes[..], b"old");
+        drop(slot);
+        drop(pass);
+        // With nobody revalidating, the request asks the store and gets the new bytes.
+        assert_eq!(
+            &cache.get(&resource).await.unwrap().unwrap().bytes[..],
+            b"new"
+        );
     }
 }
