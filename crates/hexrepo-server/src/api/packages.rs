@@ -59,7 +59,7 @@ pub async fn release(
                     p.get("name").cloned().unwrap_or_default(),
                     p.get("version").cloned().unwrap_or_default(),
                 );
-                release_json(api, &name, &version)
+                release_json(api, &name, &version, None)
                     .map(Reply::ok)
                     .map_err(registry_error)
             })
@@ -199,8 +199,14 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
     }))
 }
 
-/// The Release object of the Hex API.
-pub fn release_json(api: &ApiConfig, name: &str, version: &str) -> Result<Value, RegistryError> {
+/// The Release object of the Hex API. `metadata` saves reading the tarball back when the
+/// caller has it (a publish just parsed it).
+pub fn release_json(
+    api: &ApiConfig,
+    name: &str,
+    version: &str,
+    metadata: Option<&Metadata>,
+) -> Result<Value, RegistryError> {
     let package = load_package(api, name)?;
     let release = package
         .releases
@@ -210,7 +216,9 @@ pub fn release_json(api: &ApiConfig, name: &str, version: &str) -> Result<Value,
             package: name.to_owned(),
             version: version.to_owned(),
         })?;
-    let meta = release_metadata(api, name, version);
+    let meta = metadata
+        .cloned()
+        .or_else(|| release_metadata(api, name, version));
     let requirements: Map<String, Value> = release
         .dependencies
         .iter()
