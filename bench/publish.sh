@@ -153,6 +153,8 @@ echo "publishing key \"bench\" created"
 
 say "server"
 ACCESS_LOG=$WORK/hexrepo-access.log
+# A previous run's output would give its port before this server writes its own.
+rm -f "$WORK/serve.out"
 (cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL -u RUST_LOG "$BIN" serve --bind 127.0.0.1 --port 0 \
     --public-dir "$PUBLIC" --private-key "$KEY" --name "$REPO_NAME" --log-format text \
     >"$WORK/serve.out" 2>"$ACCESS_LOG") &

@@ -179,6 +179,8 @@ echo "nginx (pid $NGINX_PID, $(pgrep -P "$NGINX_PID" | wc -l) workers): http://1
 start_hexrepo() {
     local var_pid=$1 var_port=$2 log=$3 pid port=
     shift 3
+    # A previous run's output would give its port before this server writes its own.
+    rm -f "$log.out"
     (cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL "$@" "$BIN" serve --bind 127.0.0.1 --port 0 \
         --public-dir "$PUBLIC" --auth-username "$USER_NAME" --auth-password "$PASSWORD" \
         --read-auth auto --log-format text --cache-mib 16 >"$log.out" 2>"$log") &
