@@ -3,6 +3,7 @@
 //! through another replica, and an outage of the store mid-publish gives clean 503s, no damage,
 //! and retries that land.
 
+use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -343,4 +344,39 @@ fn an_outage_of_the_store_mid_publish_gives_503s_and_retries_land() {
     }
     let (report, ok) = cluster.verify();
     assert!(ok, "{report}");
+}
+
+/// The config file's `storage` and `[s3]` table reach the store: a key created through them
+/// lands in the bucket.
+#[test]
+fn the_config_file_configures_s3_storage() {
+    let s3 = S3Server::start();
+    let dir = temp_dir();
+    fs::write(
+        dir.path().join("hexrepo.toml"),
+        format!(
+            "storage = \"{}\"\n[s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+             access_key_id = \"test\"\nsecret_access_key = \"test\"\nallow_http = true\n\
+             virtual_hosted_style = false\n",
+            s3.url("configured"),
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let mut create = hexrepo_in(dir.path(), &["key", "create", "from-config"]);
+    for name in [
+        "AWS_ENDPOINT",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        create.env_remove(name);
+    }
+    run(&mut create);
+    let keys = s3
+        .store("configured")
+        .get(&StorageKey::Keys)
+        .unwrap()
+        .expect("keys.json in the bucket");
+    assert!(String::from_utf8_lossy(&keys.bytes).contains("from-config"));
 }

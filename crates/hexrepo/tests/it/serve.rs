@@ -540,6 +540,30 @@ fn cli_reports_bad_configuration_clearly() {
         !everything.contains("env-secret") && !everything.contains("file-secret"),
         "config show prints a password:\n{everything}"
     );
+
+    // Storage and the `[s3]` table; an `AWS_*` variable wins over the table.
+    fs::write(
+        tmp.path().join("hexrepo.toml"),
+        "storage = \"s3://bucket/acme\"\n[s3]\nendpoint = \"http://127.0.0.1:9\"\n\
+         region = \"file-region\"\nsecret_access_key = \"s3-file-secret\"\n",
+    )
+    .expect("write hexrepo.toml");
+    let mut show = hexrepo_in(tmp.path(), &["config", "show"]);
+    show.env("AWS_REGION", "env-region");
+    let output = run(&mut show);
+    let text = stdout_text(&output);
+    for line in [
+        "storage = \"s3://bucket/acme\"  # config file hexrepo.toml",
+        "s3.Endpoint = \"http://127.0.0.1:9\"  # config file",
+        "s3.SecretAccessKey = \"<redacted>\"  # config file",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line `{line}` in config show:\n{text}"
+        );
+    }
+    assert!(!text.contains("file-region"), "AWS_REGION wins:\n{text}");
+    assert!(!all_output(&output).contains("s3-file-secret"), "{text}");
 }
 
 /// `hexrepo keygen ARGS` in `dir`.
