@@ -4,7 +4,7 @@
 //! every writer updates `versions` and `names` the same way and loses races the same way: it
 //! re-reads and tries again.
 
-use hexfmt::keys::PrivateKey;
+use hexfmt::keys::{PrivateKey, PublicKey};
 use hexfmt::proto::names::Names;
 use hexfmt::proto::package::Package;
 use hexfmt::proto::versions::Versions;
@@ -66,37 +66,37 @@ impl SignedFiles<'_> {
 
     /// `versions`, verified; empty when there is none yet.
     pub fn versions(&self) -> Result<Read<Versions>, RegistryError> {
-        let key = StorageKey::Versions;
-        match self.store.get(&key)? {
-            Some(object) => Ok(Read {
-                value: read_versions(&object.bytes, &self.key.public_key(), self.repository)
-                    .map_err(|source| self.corrupt(&key, source))?,
-                meta: Some(object.meta),
-            }),
-            None => Ok(Read {
-                value: Versions {
-                    packages: Vec::new(),
-                    repository: self.repository.to_owned(),
-                },
-                meta: None,
-            }),
-        }
+        self.index(&StorageKey::Versions, read_versions, |repository| {
+            Versions {
+                packages: Vec::new(),
+                repository,
+            }
+        })
     }
 
     /// `names`, verified; empty when there is none yet.
     pub fn names(&self) -> Result<Read<Names>, RegistryError> {
-        let key = StorageKey::Names;
-        match self.store.get(&key)? {
+        self.index(&StorageKey::Names, read_names, |repository| Names {
+            packages: Vec::new(),
+            repository,
+        })
+    }
+
+    /// An index file read with `decode`, or `empty` (given the repository name) when missing.
+    fn index<T>(
+        &self,
+        key: &StorageKey,
+        decode: fn(&[u8], &PublicKey, &str) -> Result<T, hexfmt::registry::RegistryError>,
+        empty: impl FnOnce(String) -> T,
+    ) -> Result<Read<T>, RegistryError> {
+        match self.store.get(key)? {
             Some(object) => Ok(Read {
-                value: read_names(&object.bytes, &self.key.public_key(), self.repository)
-                    .map_err(|source| self.corrupt(&key, source))?,
+                value: decode(&object.bytes, &self.key.public_key(), self.repository)
+                    .map_err(|source| self.corrupt(key, source))?,
                 meta: Some(object.meta),
             }),
             None => Ok(Read {
-                value: Names {
-                    packages: Vec::new(),
-                    repository: self.repository.to_owned(),
-                },
+                value: empty(self.repository.to_owned()),
                 meta: None,
             }),
         }
