@@ -380,3 +380,25 @@ fn the_config_file_configures_s3_storage() {
         .expect("keys.json in the bucket");
     assert!(String::from_utf8_lossy(&keys.bytes).contains("from-config"));
 }
+
+/// A key created after the replicas started is accepted within the key refresh (1 s).
+#[test]
+fn a_key_created_elsewhere_works_on_a_running_replica_within_a_second() {
+    let s3 = S3Server::start();
+    let cluster = Cluster::start(&s3, &s3.endpoint, "late-key", 1);
+    let mut create = cluster.hexrepo(&["key", "create", "late"]);
+    let late = stdout_text(&run(&mut create)).trim().to_owned();
+    let created = Instant::now();
+    let port = cluster.replicas[0].port();
+    let mut status = publish(port, &late, &tarball("late", "1.0.0")).unwrap();
+    while status != 201 && created.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(100));
+        status = publish(port, &late, &tarball("late", "1.0.0")).unwrap();
+    }
+    assert_eq!(status, 201);
+    assert!(
+        created.elapsed() < Duration::from_millis(2500),
+        "accepted after {:?}",
+        created.elapsed()
+    );
+}

@@ -706,3 +706,34 @@ fn verify_audits_a_served_repository_over_http() {
     let refused = all_output(&run_expecting_failure(&mut verify(&[])));
     assert!(refused.contains("HTTP 401"), "{refused}");
 }
+
+/// A private key that is not the repository's would sign files clients reject: `serve`
+/// refuses to start with it, naming the key and the storage, and writes nothing.
+#[test]
+fn serve_refuses_a_private_key_that_does_not_match_the_public_key() {
+    let tmp = temp_dir();
+    let public = tmp.path().join("public");
+    let first = tmp.path().join("first.pem");
+    // The first start creates the key and the registry.
+    drop(HexrepoServer::start(tmp.path(), &public, &first, &[]));
+    let before = fs::read(public.join("public_key")).expect("public_key written");
+    let other = tmp.path().join("other.pem");
+    run(&mut hexrepo_in(
+        tmp.path(),
+        &["keygen", "--out", "other.pem"],
+    ));
+    let mut serve = hexrepo_in(tmp.path(), &["serve", "--bind", "127.0.0.1", "--port", "0"]);
+    serve
+        .arg("--public-dir")
+        .arg(&public)
+        .arg("--private-key")
+        .arg(&other);
+    let output = output_within(&mut serve, Duration::from_secs(10));
+    let text = all_output(&output);
+    assert!(
+        !output.status.success() && text.contains("does not match") && text.contains("other.pem"),
+        "{}",
+        describe(&serve, &output)
+    );
+    assert_eq!(fs::read(public.join("public_key")).unwrap(), before);
+}
