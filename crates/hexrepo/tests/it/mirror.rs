@@ -4,154 +4,16 @@
 //! what the mirror serves.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use crate::clients::{Rebar3Project, create_package};
+use crate::mirror_support::{
+    UPSTREAM, Upstream, build_repository, files, keygen, requests_for, sync_failing, sync_ok,
+};
 use crate::serve_support::{HexrepoServer, hexrepo_in};
 use crate::support::{
-    StaticServer, all_output, describe, output_of, read_text, require_rebar3_and_nginx, run,
-    sha256_upper, stdout_text, temp_dir,
+    StaticServer, all_output, describe, output_of, read_text, require_rebar3_and_nginx,
+    sha256_upper, temp_dir,
 };
-
-/// The mirrored repository's name, as hex.pm's.
-const UPSTREAM: &str = "hexpm";
-
-/// A local upstream repository folder and its key.
-struct Upstream {
-    tmp: tempfile::TempDir,
-}
-
-impl Upstream {
-    /// alpha 1.0.0 -> beta ~> 1.0 -> gamma ~> 1.0 (two gamma releases), and delta alone.
-    fn new() -> Upstream {
-        let tmp = temp_dir();
-        let upstream = Upstream { tmp };
-        let tarballs = upstream.public().join("tarballs");
-        fs::create_dir_all(&tarballs).expect("mkdir tarballs");
-        create_package(&tarballs, "gamma", "1.0.0", &[]);
-        create_package(&tarballs, "gamma", "1.1.0", &[]);
-        create_package(&tarballs, "beta", "1.0.0", &["gamma:~> 1.0"]);
-        create_package(&tarballs, "alpha", "1.0.0", &["beta:~> 1.0"]);
-        create_package(&tarballs, "delta", "1.0.0", &[]);
-        let key = keygen(upstream.tmp.path(), "upstream_key.pem");
-        build_repository(&upstream.public(), UPSTREAM, &key);
-        upstream
-    }
-
-    fn public(&self) -> PathBuf {
-        self.tmp.path().join("public")
-    }
-
-    fn public_key(&self) -> PathBuf {
-        self.public().join("public_key")
-    }
-}
-
-/// `hexrepo keygen --out DIR/FILE`.
-fn keygen(dir: &Path, file: &str) -> PathBuf {
-    let key = dir.join(file);
-    run(hexrepo_in(dir, &["keygen", "--out"]).arg(&key));
-    key
-}
-
-/// `hexrepo build PUBLIC --name NAME --private-key KEY`.
-fn build_repository(public: &Path, name: &str, key: &Path) {
-    run(hexrepo_in(public, &["build"])
-        .arg(public)
-        .args(["--name", name, "--private-key"])
-        .arg(key));
-}
-
-/// `hexrepo mirror sync` from `url` into `mirror` with the upstream's key, `--package` for each
-/// of `packages`; the private repository is `private` (for the dependency-confusion check).
-fn sync(
-    upstream: &Upstream,
-    url: &str,
-    mirror: &Path,
-    private: &Path,
-    packages: &[&str],
-) -> (Command, Output) {
-    let mut cmd = hexrepo_in(
-        upstream.tmp.path(),
-        &["mirror", "sync", "--upstream-url", url],
-    );
-    cmd.args(["--upstream-name", UPSTREAM, "--upstream-public-key"])
-        .arg(upstream.public_key())
-        .arg("--mirror-storage")
-        .arg(mirror)
-        .arg("--public-dir")
-        .arg(private);
-    for package in packages {
-        cmd.args(["--package", package]);
-    }
-    let output = output_of(&mut cmd);
-    (cmd, output)
-}
-
-/// [`sync`], required to succeed; returns its stdout.
-fn sync_ok(
-    upstream: &Upstream,
-    url: &str,
-    mirror: &Path,
-    private: &Path,
-    packages: &[&str],
-) -> String {
-    let (cmd, output) = sync(upstream, url, mirror, private, packages);
-    assert!(
-        output.status.success(),
-        "sync failed: {}",
-        describe(&cmd, &output)
-    );
-    stdout_text(&output)
-}
-
-/// [`sync`], required to fail; returns both output streams.
-fn sync_failing(upstream: &Upstream, url: &str, mirror: &Path, packages: &[&str]) -> String {
-    let private = temp_dir();
-    let (cmd, output) = sync(upstream, url, mirror, private.path(), packages);
-    assert!(
-        !output.status.success(),
-        "sync should have failed: {}",
-        describe(&cmd, &output)
-    );
-    all_output(&output)
-}
-
-/// Repository files under `dir`, relative to it, sorted (our `.hexrepo/` state left out).
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(folder) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.file_name().is_some_and(|n| n == ".hexrepo") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).expect("under dir");
-                out.push(relative.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// GET requests nginx logged for `path`.
-fn requests_for(server: &StaticServer, path: &str) -> usize {
-    let needle = format!(" GET /{path} ");
-    server
-        .access_log()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .count()
-}
 
 #[test]
 fn mirror_sync_of_an_allow_list_fetches_exactly_its_closure_byte_for_byte() {
