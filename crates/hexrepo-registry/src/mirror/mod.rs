@@ -5,6 +5,7 @@
 //!
 //! No HTTP here: the upstream is a [`Source`](crate::verify::Source) the binary implements.
 
+mod progress;
 pub mod sync;
 mod upstream;
 pub mod verify;

@@ -10,20 +10,19 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use hexfmt::proto::package::Package;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 use rayon::prelude::*;
 
+pub use super::progress::{Phase, Progress};
 use super::upstream::{Etags, RegistryFile, fetch, fetch_registry_file};
 use super::verify::{self, Origin, Problem, UpstreamFileError};
 use crate::verify::Source;
 
 /// Default number of parallel upstream fetches (Hex's own `HEX_HTTP_CONCURRENCY` default).
 pub const DEFAULT_JOBS: usize = 8;
-
-/// A progress line is reported every this many tarballs.
-const PROGRESS_EVERY: usize = 100;
 
 /// What to mirror, from where, into what.
 pub struct SyncOptions<'a> {
@@ -37,8 +36,8 @@ pub struct SyncOptions<'a> {
     pub packages: Option<Vec<String>>,
     /// Parallel fetches.
     pub jobs: usize,
-    /// Called with a line of progress now and then.
-    pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Called as the sync goes, from any of its threads.
+    pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
 /// What a sync did.
@@ -61,6 +60,8 @@ pub struct SyncReport {
     pub other_repositories: BTreeSet<String>,
     /// Files refused or not mirrored, each naming the file and the reason.
     pub failures: Vec<UpstreamFileError>,
+    /// Wall time the sync took.
+    pub elapsed: Duration,
 }
 
 impl SyncReport {
@@ -79,6 +80,13 @@ struct Fetched {
 
 /// Runs a sync. Failures are collected in the report, never half-written to the store.
 pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
+    let started = Instant::now();
+    let mut report = run(opts);
+    report.elapsed = started.elapsed();
+    report
+}
+
+fn run(opts: &SyncOptions<'_>) -> SyncReport {
     let mut report = SyncReport::default();
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -100,6 +108,7 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
         .flatten()
         .and_then(|o| serde_json::from_slice(&o.bytes).ok())
         .unwrap_or_default();
+    (opts.progress)(Progress::Phase(Phase::Indexes));
     let indexes = fetch_registry_file(opts.upstream, opts.store, &etags, &StorageKey::Names)
         .and_then(|names_file| {
             let names = opts.origin.names(&names_file.bytes)?;
@@ -122,23 +131,15 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
         .packages
         .clone()
         .unwrap_or_else(|| versions.packages.iter().map(|p| p.name.clone()).collect());
-    (opts.progress)(&format!(
-        "upstream lists {} packages; fetching {} {}",
-        report.upstream_names.len(),
-        roots.len(),
-        if opts.packages.is_some() {
-            "package(s) and their dependencies"
-        } else {
-            "packages"
-        }
-    ));
+    (opts.progress)(Progress::Phase(Phase::Packages {
+        upstream: report.upstream_names.len(),
+        roots: roots.len(),
+        allow_list: opts.packages.is_some(),
+    }));
 
     let packages = pool.install(|| fetch_closure(opts, &etags, &roots, &mut report));
-    (opts.progress)(&format!(
-        "{} packages verified; fetching tarballs",
-        packages.len()
-    ));
     let complete = pool.install(|| mirror_tarballs(opts, &packages, &mut report));
+    (opts.progress)(Progress::Phase(Phase::RegistryFiles));
 
     // Registry files last: each package only once all its tarballs are in.
     let mut writes: Vec<(StorageKey, RegistryFile)> = packages
@@ -190,6 +191,7 @@ fn fetch_closure(
     let mut seen: BTreeSet<String> = roots.iter().cloned().collect();
     let mut wave: Vec<String> = seen.iter().cloned().collect();
     let mut fetched = Vec::new();
+    let done = AtomicUsize::new(0);
     while !wave.is_empty() {
         let results: Vec<Result<Fetched, UpstreamFileError>> = wave
             .par_iter()
@@ -201,6 +203,8 @@ fn fetch_closure(
                     &StorageKey::package(name),
                 )?;
                 let package = opts.origin.package(name, &file.bytes)?;
+                let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                (opts.progress)(Progress::Packages { done });
                 Ok(Fetched {
                     name: name.clone(),
                     file,
@@ -256,15 +260,17 @@ fn mirror_tarballs(
         .flat_map(|p| p.package.releases.iter().map(|r| (p.name.as_str(), r)))
         .collect();
     let total = releases.len();
+    (opts.progress)(Progress::Phase(Phase::Tarballs {
+        packages: packages.len(),
+        total,
+    }));
     let done = AtomicUsize::new(0);
     let results: Vec<(&str, Result<Outcome, UpstreamFileError>)> = releases
         .par_iter()
         .map(|(name, release)| {
             let outcome = mirror_tarball(opts, name, release);
-            let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if count.is_multiple_of(PROGRESS_EVERY) {
-                (opts.progress)(&format!("tarballs: {count}/{total}"));
-            }
+            let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+            (opts.progress)(Progress::Tarballs { done, total });
             (*name, outcome)
         })
         .collect();
@@ -332,13 +338,14 @@ fn write_if_changed(store: &Store, key: &StorageKey, bytes: Vec<u8>) -> Result<b
 /// The report as the lines `hexrepo mirror sync` prints: a summary, then each failure.
 pub fn summary(report: &SyncReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "{} packages mirrored; tarballs: {} fetched, {} skipped (already verified); {} registry files written, {} not modified upstream; {} failed",
+        "{} packages mirrored; tarballs: {} fetched, {} skipped (already verified); {} registry files written, {} not modified upstream; {} failed; took {}",
         report.packages,
         report.tarballs_fetched,
         report.tarballs_skipped,
         report.registry_files_written,
         report.registry_files_not_modified,
-        report.failures.len()
+        report.failures.len(),
+        duration(report.elapsed)
     )];
     lines.extend(
         report
@@ -348,4 +355,33 @@ pub fn summary(report: &SyncReport) -> Vec<String> {
     );
     lines.extend(report.failures.iter().map(|e| format!("failed: {e}")));
     lines
+}
+
+/// A wall time as people read it: `850ms`, `4.2s`, `3m 05s`, `2h 07m`.
+pub fn duration(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0 => format!("{}ms", elapsed.as_millis()),
+        1..60 => format!("{:.1}s", elapsed.as_secs_f64()),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_at_the_scale_of_a_sync() {
+        let cases = [
+            (Duration::from_millis(850), "850ms"),
+            (Duration::from_millis(4_240), "4.2s"),
+            (Duration::from_secs(185), "3m 05s"),
+            (Duration::from_secs(2 * 3600 + 7 * 60 + 59), "2h 07m"),
+        ];
+        for (elapsed, shown) in cases {
+            assert_eq!(duration(elapsed), shown);
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! Mirror sync from the repository `mix hex.registry build` wrote (the fixture), as upstream
 //! `acme`, into memory: the allow-list closure, dependencies on another repository skipped,
-//! resume, and a corrupted upstream tarball refused.
+//! resume, a corrupted upstream tarball refused, and the progress events.
 
 use std::sync::Mutex;
 
 use hexfmt::keys::PublicKey;
-use hexrepo_registry::mirror::sync::{SyncOptions, SyncReport, sync};
+use hexrepo_registry::mirror::sync::{Phase, Progress, SyncOptions, SyncReport, sync};
 use hexrepo_registry::mirror::verify::Origin;
 use hexrepo_registry::verify::{Source, StoreSource};
 use hexrepo_store::{Folder, StorageKey, Store};
@@ -148,4 +148,62 @@ fn without_an_allow_list_everything_is_mirrored_and_verifies() {
     let audit = hexrepo_registry::verify::verify(&StoreSource(store), REPO, &origin().key);
     assert!(audit.is_ok(), "{:?}", audit.problems);
     assert_eq!(audit.releases, 10);
+}
+
+#[test]
+fn progress_reports_the_phases_in_order_and_every_package_and_tarball() {
+    let events = Mutex::new(Vec::new());
+    let report = sync(&SyncOptions {
+        upstream: &upstream(None),
+        origin: &origin(),
+        store: &Store::memory(),
+        packages: Some(vec!["acme_web".to_owned()]),
+        jobs: 4,
+        progress: &|event| events.lock().unwrap().push(event),
+    });
+    assert!(report.is_ok(), "{:?}", report.failures);
+    let events = events.into_inner().unwrap();
+    let phases: Vec<Phase> = events
+        .iter()
+        .filter_map(|e| match e {
+            Progress::Phase(phase) => Some(*phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Indexes,
+            Phase::Packages {
+                upstream: 5,
+                roots: 1,
+                allow_list: true
+            },
+            Phase::Tarballs {
+                packages: 2,
+                total: 4
+            },
+            Phase::RegistryFiles,
+        ]
+    );
+    let count = |pick: fn(&Progress) -> Option<usize>| {
+        let mut seen: Vec<usize> = events.iter().filter_map(pick).collect();
+        seen.sort_unstable();
+        seen
+    };
+    assert_eq!(
+        count(|e| match e {
+            Progress::Packages { done } => Some(*done),
+            _ => None,
+        }),
+        [1, 2]
+    );
+    assert_eq!(
+        count(|e| match e {
+            Progress::Tarballs { done, total: 4 } => Some(*done),
+            _ => None,
+        }),
+        [1, 2, 3, 4]
+    );
+    assert!(report.elapsed > std::time::Duration::ZERO);
 }

@@ -13,6 +13,7 @@ use hexrepo_registry::mirror::verify::Origin;
 use hexrepo_registry::mirror::{hexpm_public_key, shadowed};
 use hexrepo_store::StorageKey;
 
+use super::progress::SyncDisplay;
 use super::verify::HttpSource;
 use crate::settings::{Flags, Settings};
 
@@ -83,15 +84,16 @@ fn run_sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
         origin.key.fingerprint(),
         store.describe()
     );
-    let progress = |line: &str| println!("{line}");
+    let display = SyncDisplay::new();
     let report = sync(&SyncOptions {
         upstream: &upstream,
         origin: &origin,
         store: &store,
         packages: (!args.packages.is_empty()).then(|| args.packages.clone()),
         jobs: args.jobs,
-        progress: &progress,
+        progress: &|event| display.show(event),
     });
+    display.finish();
     for line in summary(&report) {
         println!("{line}");
     }
