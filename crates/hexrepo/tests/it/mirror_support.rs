@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 
 use crate::clients::create_package;
 use crate::serve_support::hexrepo_in;
-use crate::support::{StaticServer, all_output, describe, output_of, run, stdout_text, temp_dir};
+use crate::support::{
+    StaticServer, all_output, describe, output_of, run, stdout_text, temp_dir, tool,
+};
 
 /// The mirrored repository's name, as hex.pm's.
 pub const UPSTREAM: &str = "hexpm";
@@ -42,6 +44,28 @@ impl Upstream {
     pub fn public_key(&self) -> PathBuf {
         self.public().join("public_key")
     }
+
+    /// Adds packages without dependencies, made in one Erlang start (`hex-core create-many`),
+    /// and rebuilds.
+    pub fn publish_many(&self, releases: &[(String, String)]) {
+        let mut create = Command::new(tool("hex-core"));
+        create
+            .arg("create-many")
+            .arg(self.public().join("tarballs"));
+        for (name, version) in releases {
+            create.args([name, version]);
+        }
+        run(&mut create);
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
+        build_repository(
+            &self.public(),
+            UPSTREAM,
+            &self.tmp.path().join("upstream_key.pem"),
+        );
+    }
 }
 
 /// `hexrepo keygen --out DIR/FILE`.
@@ -68,6 +92,19 @@ pub fn sync(
     private: &Path,
     packages: &[&str],
 ) -> (Command, Output) {
+    let mut cmd = sync_command(upstream, url, mirror, private, packages);
+    let output = output_of(&mut cmd);
+    (cmd, output)
+}
+
+/// The command [`sync`] runs, for running it otherwise.
+pub fn sync_command(
+    upstream: &Upstream,
+    url: &str,
+    mirror: &Path,
+    private: &Path,
+    packages: &[&str],
+) -> Command {
     let mut cmd = hexrepo_in(
         upstream.tmp.path(),
         &["mirror", "sync", "--upstream-url", url],
@@ -81,8 +118,7 @@ pub fn sync(
     for package in packages {
         cmd.args(["--package", package]);
     }
-    let output = output_of(&mut cmd);
-    (cmd, output)
+    cmd
 }
 
 /// [`sync`], required to succeed; returns its stdout.

@@ -234,6 +234,11 @@ impl StaticServer {
         fs::read_to_string(self.state.path().join("stderr")).unwrap_or_default()
     }
 
+    /// The listening port (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The base URL, without a trailing slash (`hex_core` joins paths with `/`).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
