@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hexrepo_registry::mirror::{HEXPM_NAME, HEXPM_URL};
@@ -56,6 +57,10 @@ pub mod env {
     pub const UPSTREAM_NAME: &str = "HEXREPO_UPSTREAM_NAME";
     /// PEM file with the mirrored repository's public key.
     pub const UPSTREAM_PUBLIC_KEY: &str = "HEXREPO_UPSTREAM_PUBLIC_KEY";
+    /// How long `serve --mirror` waits after a mirror sync ends before the next (`1h`, `30m`).
+    pub const MIRROR_SYNC_EVERY: &str = "HEXREPO_MIRROR_SYNC_EVERY";
+    /// The packages mirrored (with their dependencies), comma-separated.
+    pub const MIRROR_PACKAGES: &str = "HEXREPO_MIRROR_PACKAGES";
 }
 
 /// The config file looked for in the working directory when none is named.
@@ -122,6 +127,12 @@ pub struct Flags {
     /// PEM file with the mirrored repository's public key [env: HEXREPO_UPSTREAM_PUBLIC_KEY; default: hex.pm's, built in].
     #[arg(long)]
     pub upstream_public_key: Option<PathBuf>,
+    /// With --mirror, serve syncs the mirror at startup and then this long after each sync ends, e.g. 30m or 1h [env: HEXREPO_MIRROR_SYNC_EVERY; default off].
+    #[arg(long, value_name = "DURATION")]
+    pub mirror_sync_every: Option<String>,
+    /// Mirror only this package and its dependencies (repeat for more) [env: HEXREPO_MIRROR_PACKAGES, comma-separated; default: every package].
+    #[arg(long = "mirror-package", value_name = "NAME")]
+    pub mirror_packages: Vec<String>,
 }
 
 /// The config file's keys, the same names as the flags with `_`.
@@ -146,6 +157,8 @@ struct FileConfig {
     upstream_url: Option<String>,
     upstream_name: Option<String>,
     upstream_public_key: Option<PathBuf>,
+    mirror_sync_every: Option<String>,
+    mirror_packages: Option<Vec<String>>,
     #[serde(default)]
     s3: S3File,
 }
@@ -277,6 +290,10 @@ pub struct Settings {
     pub upstream_name: Setting<String>,
     /// The mirrored repository's public key file; `None` for hex.pm's built-in key.
     pub upstream_public_key: Setting<Option<PathBuf>>,
+    /// How long `serve` waits after a mirror sync ends before the next; `None`: no syncs.
+    pub mirror_sync_every: Setting<Option<Duration>>,
+    /// Packages mirrored with their dependencies; empty for every package.
+    pub mirror_packages: Setting<Vec<String>>,
     /// S3 settings from the config file not overridden by the environment.
     s3: Vec<(S3Option, String)>,
 }
@@ -472,6 +489,20 @@ impl Settings {
                 (file.upstream_public_key.map(Some), f),
                 None,
             )?,
+            mirror_sync_every: interval(pick(
+                flags.mirror_sync_every,
+                env::MIRROR_SYNC_EVERY,
+                text,
+                (file.mirror_sync_every, f),
+                "off".into(),
+            )?)?,
+            mirror_packages: pick(
+                (!flags.mirror_packages.is_empty()).then_some(flags.mirror_packages),
+                env::MIRROR_PACKAGES,
+                comma_list,
+                (file.mirror_packages, f),
+                Vec::new(),
+            )?,
             s3: file.s3.options(),
             config_file,
         }
@@ -500,6 +531,14 @@ impl Settings {
         if self.read_auth.value == ReadAuth::Public && self.auth_username.value.is_some() {
             bail!(
                 "read_auth is public but basic-auth credentials are configured: remove one of them"
+            );
+        }
+        if self.mirror_sync_every.value.is_some() && !self.mirror.value {
+            bail!(
+                "mirror_sync_every is set (from {}) but mirror is off: scheduled syncs are for the \
+                 mirror `serve` serves; set mirror too (--mirror, {}=true or mirror = true)",
+                self.mirror_sync_every.origin,
+                env::MIRROR
             );
         }
         Ok(())
@@ -563,6 +602,17 @@ impl Settings {
             line("upstream_url", &self.upstream_url),
             line("upstream_name", &self.upstream_name),
             line("upstream_public_key", &self.upstream_public_key),
+            line(
+                "mirror_sync_every",
+                &Setting {
+                    value: self
+                        .mirror_sync_every
+                        .value
+                        .map_or("off".into(), |d| humantime::format_duration(d).to_string()),
+                    origin: self.mirror_sync_every.origin.clone(),
+                },
+            ),
+            line("mirror_packages", &self.mirror_packages),
         ]
         .into_iter()
         .chain(self.s3.iter().map(|(option, value)| {
@@ -610,6 +660,32 @@ fn choice<T: Copy>(setting: Setting<String>, words: &[(&str, T)]) -> anyhow::Res
         setting.origin,
         allowed.join(", ")
     )
+}
+
+/// A duration as people write it (`30m`, `1h`, `1h 30m`), or `off`.
+fn interval(setting: Setting<String>) -> anyhow::Result<Setting<Option<Duration>>> {
+    let value = match setting.value.trim() {
+        "off" => None,
+        raw => {
+            let duration = humantime::parse_duration(raw).with_context(|| {
+                format!(
+                    "invalid duration {raw:?} (from {}): use e.g. 30m, 1h or off",
+                    setting.origin
+                )
+            })?;
+            if duration.is_zero() {
+                bail!(
+                    "invalid duration {raw:?} (from {}): use one above zero, or off",
+                    setting.origin
+                );
+            }
+            Some(duration)
+        }
+    };
+    Ok(Setting {
+        value,
+        origin: setting.origin,
+    })
 }
 
 /// An empty-string default becomes `None`.

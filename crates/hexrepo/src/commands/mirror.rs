@@ -1,17 +1,20 @@
 //! `hexrepo mirror sync` fetches an upstream repository (hex.pm by default), or an allow-list
 //! of its packages closed over their dependencies, into the mirror's store, verifying every
 //! file; `hexrepo serve --mirror` then serves it under `/mirrors/hexpm`. `hexrepo mirror check`
-//! reports private packages whose names also exist upstream (dependency confusion).
+//! reports private packages whose names also exist upstream (dependency confusion). [`Mirror`]
+//! is also what `serve`'s scheduled syncs run.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use hexrepo_registry::mirror::sync::{DEFAULT_JOBS, SyncOptions, summary, sync};
+use hexrepo_registry::mirror::sync::{
+    DEFAULT_JOBS, Progress, SyncOptions, SyncReport, summary, sync,
+};
 use hexrepo_registry::mirror::verify::Origin;
 use hexrepo_registry::mirror::{hexpm_public_key, shadowed};
-use hexrepo_store::StorageKey;
+use hexrepo_store::{StorageKey, Store};
 
 use super::progress::SyncDisplay;
 use super::verify::HttpSource;
@@ -37,7 +40,7 @@ struct SyncArgs {
     #[command(flatten)]
     flags: Flags,
     /// Mirror only this package and its dependencies on the upstream (repeat for more)
-    /// [default: every package].
+    /// [default: the mirror_packages setting, else every package].
     #[arg(long = "package", value_name = "NAME")]
     packages: Vec<String>,
     /// Parallel upstream fetches.
@@ -69,35 +72,77 @@ fn origin(settings: &Settings) -> anyhow::Result<Origin> {
     })
 }
 
+/// A mirror ready to sync: the upstream, what its files must say, and the mirror's store, all
+/// resolved from the settings once (for `hexrepo mirror sync`, and for `serve`'s schedule).
+pub(super) struct Mirror {
+    origin: Origin,
+    store: Store,
+    upstream: HttpSource,
+    upstream_url: String,
+}
+
+impl Mirror {
+    /// Reads the upstream's key and opens the mirror's store (creating its folder).
+    pub(super) fn open(settings: &Settings) -> anyhow::Result<Mirror> {
+        let origin = origin(settings)?;
+        let store = settings.open_mirror_store()?;
+        if let Some(root) = store.local_root() {
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("creating {}", root.display()))?;
+        }
+        Ok(Mirror {
+            origin,
+            upstream: HttpSource::new(&settings.upstream_url.value, None)?,
+            upstream_url: settings.upstream_url.value.clone(),
+            store,
+        })
+    }
+
+    /// `mirroring "hexpm" from URL (key SHA256:...) into STORE`.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "mirroring {:?} from {} (key {}) into {}",
+            self.origin.repository,
+            self.upstream_url,
+            self.origin.key.fingerprint(),
+            self.store.describe()
+        )
+    }
+
+    /// One sync of `packages` and their dependencies (of everything when empty).
+    pub(super) fn sync(
+        &self,
+        packages: &[String],
+        jobs: usize,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> SyncReport {
+        sync(&SyncOptions {
+            upstream: &self.upstream,
+            origin: &self.origin,
+            store: &self.store,
+            packages: (!packages.is_empty()).then(|| packages.to_vec()),
+            jobs,
+            progress,
+        })
+    }
+}
+
 fn run_sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
-    let origin = origin(&settings)?;
-    let store = settings.open_mirror_store()?;
-    if let Some(root) = store.local_root() {
-        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    }
-    let upstream = HttpSource::new(&settings.upstream_url.value, None)?;
-    println!(
-        "mirroring {:?} from {} (key {}) into {}",
-        origin.repository,
-        settings.upstream_url.value,
-        origin.key.fingerprint(),
-        store.describe()
-    );
+    let mirror = Mirror::open(&settings)?;
+    println!("{}", mirror.describe());
+    let packages = if args.packages.is_empty() {
+        &settings.mirror_packages.value
+    } else {
+        &args.packages
+    };
     let display = SyncDisplay::new();
-    let report = sync(&SyncOptions {
-        upstream: &upstream,
-        origin: &origin,
-        store: &store,
-        packages: (!args.packages.is_empty()).then(|| args.packages.clone()),
-        jobs: args.jobs,
-        progress: &|event| display.show(event),
-    });
+    let report = mirror.sync(packages, args.jobs, &|event| display.show(event));
     display.finish();
     for line in summary(&report) {
         println!("{line}");
     }
-    report_shadowed(&settings, &origin, &report.upstream_names);
+    report_shadowed(&settings, &mirror.origin, &report.upstream_names);
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
     } else {

@@ -6,6 +6,7 @@ mod config;
 mod key;
 mod keygen;
 mod mirror;
+mod mirror_schedule;
 mod progress;
 mod push;
 mod retire;

@@ -69,6 +69,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })?;
     check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
     let mirror = mirror_store(&settings)?;
+    // Held to the end: dropping it stops the scheduled syncs.
+    let _scheduled_sync = super::mirror_schedule::start(&settings)?;
     let make_state = |base_url: String| {
         let api = api_key.map(|key| ApiConfig {
             store: store.clone(),

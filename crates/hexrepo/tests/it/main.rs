@@ -8,6 +8,7 @@ mod hexrepo_build;
 mod interop;
 mod mirror;
 mod mirror_resume;
+mod mirror_schedule;
 mod mirror_support;
 mod push;
 mod relay;

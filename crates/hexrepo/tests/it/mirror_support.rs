@@ -45,6 +45,12 @@ impl Upstream {
         self.public().join("public_key")
     }
 
+    /// Adds `name` `version` (requiring `deps`, as `NAME:REQUIREMENT`) and rebuilds.
+    pub fn publish(&self, name: &str, version: &str, deps: &[&str]) {
+        create_package(&self.public().join("tarballs"), name, version, deps);
+        self.rebuild();
+    }
+
     /// Adds packages without dependencies, made in one Erlang start (`hex-core create-many`),
     /// and rebuilds.
     pub fn publish_many(&self, releases: &[(String, String)]) {
