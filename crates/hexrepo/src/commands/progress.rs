@@ -1,6 +1,6 @@
 //! How `hexrepo mirror sync` shows a sync's [`Progress`]: on a terminal (stderr), an indicatif
 //! spinner for the registry phases and a bar over the tarballs with rate and ETA; anywhere else
-//! (CI, logs, tests) plain lines on stdout, as many as a log can bear.
+//! (CI, logs, tests, a dumb terminal) plain lines on stdout, as many as a log can bear.
 
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
@@ -35,12 +35,13 @@ pub(super) struct Counts {
 }
 
 impl SyncDisplay {
-    /// A bar when stderr is a terminal, plain lines otherwise.
+    /// A bar when stderr is a terminal that can draw one, plain lines otherwise.
     pub(super) fn new() -> SyncDisplay {
-        if !std::io::stderr().is_terminal() {
+        // indicatif hides its bar on a dumb terminal (TERM unset or `dumb`): lines then too.
+        let bar = ProgressBar::new_spinner().with_style(spinner_style());
+        if !std::io::stderr().is_terminal() || bar.is_hidden() {
             return SyncDisplay::Lines(Mutex::default());
         }
-        let bar = ProgressBar::new_spinner().with_style(spinner_style());
         bar.enable_steady_tick(TICK);
         SyncDisplay::Bar(bar)
     }

@@ -7,6 +7,7 @@ mod clients;
 mod hexrepo_build;
 mod interop;
 mod mirror;
+mod mirror_progress;
 mod mirror_resume;
 mod mirror_schedule;
 mod mirror_support;
