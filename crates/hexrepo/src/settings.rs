@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hexrepo_registry::mirror::{HEXPM_NAME, HEXPM_URL};
@@ -56,6 +57,12 @@ pub mod env {
     pub const UPSTREAM_NAME: &str = "HEXREPO_UPSTREAM_NAME";
     /// PEM file with the mirrored repository's public key.
     pub const UPSTREAM_PUBLIC_KEY: &str = "HEXREPO_UPSTREAM_PUBLIC_KEY";
+    /// `lazy` (a pull-through cache of the upstream) or `offline` (only what is stored).
+    pub const MIRROR_MODE: &str = "HEXREPO_MIRROR_MODE";
+    /// How long the lazy mirror serves a registry file before revalidating it upstream.
+    pub const MIRROR_TTL: &str = "HEXREPO_MIRROR_TTL";
+    /// How long the lazy mirror remembers an upstream 404.
+    pub const MIRROR_NEGATIVE_TTL: &str = "HEXREPO_MIRROR_NEGATIVE_TTL";
 }
 
 /// The config file looked for in the working directory when none is named.
@@ -122,6 +129,15 @@ pub struct Flags {
     /// PEM file with the mirrored repository's public key [env: HEXREPO_UPSTREAM_PUBLIC_KEY; default: hex.pm's, built in].
     #[arg(long)]
     pub upstream_public_key: Option<PathBuf>,
+    /// lazy: fetch what is asked for from the upstream (verified, stored); offline: serve only what is stored [env: HEXREPO_MIRROR_MODE; default lazy].
+    #[arg(long)]
+    pub mirror_mode: Option<String>,
+    /// How long the lazy mirror serves a registry file before revalidating it upstream, e.g. 60s, 5m [env: HEXREPO_MIRROR_TTL; default 60s].
+    #[arg(long)]
+    pub mirror_ttl: Option<String>,
+    /// How long the lazy mirror remembers that upstream has no such file [env: HEXREPO_MIRROR_NEGATIVE_TTL; default 30s].
+    #[arg(long)]
+    pub mirror_negative_ttl: Option<String>,
 }
 
 /// The config file's keys, the same names as the flags with `_`.
@@ -146,6 +162,9 @@ struct FileConfig {
     upstream_url: Option<String>,
     upstream_name: Option<String>,
     upstream_public_key: Option<PathBuf>,
+    mirror_mode: Option<String>,
+    mirror_ttl: Option<String>,
+    mirror_negative_ttl: Option<String>,
     #[serde(default)]
     s3: S3File,
 }
@@ -236,6 +255,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How `serve` serves the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// A pull-through cache: what is asked for is fetched from upstream, verified, stored.
+    Lazy,
+    /// Only what is stored (`hexrepo mirror sync`, `mirror import`): for air gaps.
+    Offline,
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Debug)]
 pub struct Settings {
@@ -277,6 +305,12 @@ pub struct Settings {
     pub upstream_name: Setting<String>,
     /// The mirrored repository's public key file; `None` for hex.pm's built-in key.
     pub upstream_public_key: Setting<Option<PathBuf>>,
+    /// How `serve` serves the mirror.
+    pub mirror_mode: Setting<MirrorMode>,
+    /// How long the lazy mirror trusts a registry file upstream confirmed.
+    pub mirror_ttl: Setting<Duration>,
+    /// How long the lazy mirror remembers an upstream 404.
+    pub mirror_negative_ttl: Setting<Duration>,
     /// S3 settings from the config file not overridden by the environment.
     s3: Vec<(S3Option, String)>,
 }
@@ -472,6 +506,30 @@ impl Settings {
                 (file.upstream_public_key.map(Some), f),
                 None,
             )?,
+            mirror_mode: choice(
+                pick(
+                    flags.mirror_mode,
+                    env::MIRROR_MODE,
+                    text,
+                    (file.mirror_mode, f),
+                    "lazy".into(),
+                )?,
+                &[("lazy", MirrorMode::Lazy), ("offline", MirrorMode::Offline)],
+            )?,
+            mirror_ttl: duration(pick(
+                flags.mirror_ttl,
+                env::MIRROR_TTL,
+                text,
+                (file.mirror_ttl, f),
+                "60s".into(),
+            )?)?,
+            mirror_negative_ttl: duration(pick(
+                flags.mirror_negative_ttl,
+                env::MIRROR_NEGATIVE_TTL,
+                text,
+                (file.mirror_negative_ttl, f),
+                "30s".into(),
+            )?)?,
             s3: file.s3.options(),
             config_file,
         }
@@ -563,6 +621,9 @@ impl Settings {
             line("upstream_url", &self.upstream_url),
             line("upstream_name", &self.upstream_name),
             line("upstream_public_key", &self.upstream_public_key),
+            line("mirror_mode", &self.mirror_mode),
+            line("mirror_ttl", &self.mirror_ttl),
+            line("mirror_negative_ttl", &self.mirror_negative_ttl),
         ]
         .into_iter()
         .chain(self.s3.iter().map(|(option, value)| {
@@ -575,6 +636,20 @@ impl Settings {
         }))
         .collect()
     }
+}
+
+/// A duration as people write it: `90s`, `5m`, `1h 30m`.
+fn duration(setting: Setting<String>) -> anyhow::Result<Setting<Duration>> {
+    let value = humantime::parse_duration(&setting.value).with_context(|| {
+        format!(
+            "invalid duration {:?} (from {}): use e.g. 30s, 5m, 1h",
+            setting.value, setting.origin
+        )
+    })?;
+    Ok(Setting {
+        value,
+        origin: setting.origin,
+    })
 }
 
 /// A comma-separated list, blanks dropped.

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use hexrepo_server::auth::{Authenticator, ReadAuth};
-use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_server::{AppState, Mirror, ServerConfig, router};
 use hexrepo_store::testing::S3Server;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 
@@ -201,7 +201,7 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
         auth: Authenticator::new(ReadAuth::Required, None, None),
         cache_bytes: 1 << 20,
         api: None,
-        mirror: Some(mirror),
+        mirror: Some(Mirror::Offline(mirror)),
     }));
     let (denied, _) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
@@ -212,7 +212,7 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
         auth: Authenticator::new(ReadAuth::Public, None, None),
         cache_bytes: 1 << 20,
         api: None,
-        mirror: Some(Store::memory()),
+        mirror: Some(Mirror::Offline(Store::memory())),
     }));
     let (missing, _) = get(&app, "/mirrors/hexpm/packages/acme", &[]).await;
     assert_eq!(
@@ -230,7 +230,7 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
         auth: Authenticator::new(ReadAuth::Public, None, None),
         cache_bytes: 1 << 20,
         api: None,
-        mirror: Some(mirror),
+        mirror: Some(Mirror::Offline(mirror)),
     }));
     let (package, body) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
     assert_eq!(

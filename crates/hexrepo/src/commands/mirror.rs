@@ -57,7 +57,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn origin(settings: &Settings) -> anyhow::Result<Origin> {
+/// The upstream's identity from the settings: its name, and its key (hex.pm's by default).
+pub(super) fn origin(settings: &Settings) -> anyhow::Result<Origin> {
     let key = match &settings.upstream_public_key.value {
         Some(path) => super::read_public_key(path)?,
         None => hexpm_public_key(),

@@ -243,6 +243,8 @@ fn rebar3_fetches_through_the_mirror_with_the_upstream_stopped() {
         &work.path().join("private_key.pem"),
         &[
             "--mirror",
+            "--mirror-mode",
+            "offline",
             "--mirror-storage",
             mirror.path().to_str().unwrap(),
         ],
