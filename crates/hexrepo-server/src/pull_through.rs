@@ -20,7 +20,7 @@
 //! - `public_key` is the configured upstream key, written at start; docs and install files are
 //!   never mirrored (nothing signs them), so they are 404s.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -189,6 +189,27 @@ impl PullThrough {
             Resource::Tarball(_) => self.tarball(key).await,
             Resource::Docs(_) | Resource::Installs(_) => Ready::Missing,
         }
+    }
+
+    /// The package names upstream's verified `names` lists (fetched if need be), to report
+    /// private packages that share one (dependency confusion); what went wrong otherwise.
+    pub async fn upstream_names(&self) -> Result<BTreeSet<String>, Ready> {
+        match self.registry_file(StorageKey::Names, false).await {
+            Ready::Current { .. } | Ready::Stale => {}
+            other => return Err(other),
+        }
+        let bytes = match self.store.fetch(&StorageKey::Names, None).await {
+            Ok(Fetched::Found(object)) => object.bytes,
+            _ => return Err(Ready::Unavailable),
+        };
+        let origin = self.origin.clone();
+        blocking(move || origin.names(&bytes))
+            .await
+            .map(|names| names.packages.into_iter().map(|p| p.name).collect())
+            .map_err(|e| {
+                tracing::error!("stored file no longer verifies: {e}");
+                Ready::Refused
+            })
     }
 
     /// What is known of `key` without asking upstream, while it holds.

@@ -97,6 +97,11 @@ impl AppState {
         &self.0.auth
     }
 
+    /// The lazy mirror, when the mirror is served in lazy mode.
+    pub fn pull_through(&self) -> Option<&PullThrough> {
+        self.0.pull_through.as_deref()
+    }
+
     /// The API configuration, when the API is on.
     pub fn api(&self) -> Option<&ApiConfig> {
         self.0.api.as_ref()

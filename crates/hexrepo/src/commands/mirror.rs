@@ -140,18 +140,21 @@ fn report_shadowed(settings: &Settings, origin: &Origin, upstream: &BTreeSet<Str
     };
     let found = shadowed(private.iter().map(String::as_str), upstream);
     for name in &found {
-        println!(
-            "warning: private package {name:?} also exists in {:?}: a client with both \
-             repositories may resolve the public one (dependency confusion); rename it or \
-             pin its repository",
-            origin.repository
-        );
+        println!("warning: {}", shadowed_warning(name, &origin.repository));
     }
     !found.is_empty()
 }
 
+/// What is wrong with a private package named like one upstream.
+pub(super) fn shadowed_warning(name: &str, upstream: &str) -> String {
+    format!(
+        "private package {name:?} also exists in {upstream:?}: a client with both repositories \
+         may resolve the public one (dependency confusion); rename it or pin its repository"
+    )
+}
+
 /// The package names of the private repository (our own file: signature not checked).
-fn private_names(settings: &Settings) -> anyhow::Result<Vec<String>> {
+pub(super) fn private_names(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let store = settings.open_store()?;
     let Some(object) = store.get(&StorageKey::Names)? else {
         return Ok(Vec::new());

@@ -13,6 +13,7 @@ use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
+use hexrepo_registry::mirror::shadowed;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::pull_through::{PullThrough, PullThroughConfig};
@@ -59,6 +60,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })?;
     check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
     let mirror = mirror(&settings)?;
+    let private_names = if mirror.is_some() {
+        super::mirror::private_names(&settings)?
+    } else {
+        Vec::new()
+    };
     let mirror_banner = mirror.as_ref().map(|m| mirror_banner(m, &settings));
     let make_state = |base_url: String| {
         let api = api_key.map(|key| ApiConfig {
@@ -100,6 +106,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         });
         let shutdown = shutdown_signal()?;
         let state = make_state(url.clone());
+        if state.pull_through().is_some() {
+            tokio::spawn(warn_shadowed(
+                state.clone(),
+                private_names,
+                settings.upstream_name.value.clone(),
+            ));
+        }
         print_banner(
             &repository,
             &url,
@@ -302,6 +315,23 @@ fn mirror(settings: &Settings) -> anyhow::Result<Option<Mirror>> {
             ))
         }
     }))
+}
+
+/// Logs a warning for each private package whose name the lazy mirror's upstream also has.
+async fn warn_shadowed(state: AppState, private: Vec<String>, upstream: String) {
+    let Some(pull) = state.pull_through() else {
+        return;
+    };
+    match pull.upstream_names().await {
+        Ok(names) => {
+            for name in shadowed(private.iter().map(String::as_str), &names) {
+                tracing::warn!("{}", super::mirror::shadowed_warning(&name, &upstream));
+            }
+        }
+        Err(why) => tracing::warn!(
+            "cannot compare the private package names with {upstream:?}'s: its names file is {why:?}"
+        ),
+    }
 }
 
 /// The mirror's banner line, less its URL.
