@@ -16,7 +16,8 @@
 //! - Upstream down (or answering with a file that fails verification) with a verified copy
 //!   stored: the copy is served, flagged stale, logged once per file per outage, and upstream
 //!   is asked again after [`RETRY_AFTER_FAILURE`]. With nothing stored the answer is an error.
-//! - Upstream 404s are remembered for `negative_ttl`.
+//! - Upstream 404s, and files that failed verification with nothing verified stored, are
+//!   remembered for `negative_ttl`, so neither is asked for on every request.
 //! - `public_key` is the configured upstream key, written at start; docs and install files are
 //!   never mirrored (nothing signs them), so they are 404s.
 
@@ -89,15 +90,38 @@ pub enum MirrorError {
 /// What is known of one file beyond the store.
 #[derive(Debug, Default)]
 struct Known {
-    /// Until when the stored copy (or the upstream 404) holds without asking upstream.
+    /// Until when `answer` holds without asking upstream.
     until: Option<Instant>,
-    /// Upstream said 404.
-    missing: bool,
-    /// Upstream failed: the stored copy is served stale.
-    failing: bool,
+    /// What upstream's last answer means for the file.
+    answer: Answer,
     /// Upstream's ETag for the stored bytes.
     etag: Option<String>,
 }
+
+/// What upstream's last answer about a file means.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// It confirmed the stored copy (or nothing is known yet).
+    #[default]
+    Confirmed,
+    /// It failed or sent a file that did not verify: the stored copy is served stale.
+    Failing,
+    /// 404.
+    Missing,
+    /// It sent a file that did not verify, and nothing verified is stored.
+    Refused,
+}
+
+impl Known {
+    /// Whether the entry says nothing the store does not: an expired answer with no ETag.
+    fn is_spent(&self, now: Instant) -> bool {
+        self.etag.is_none() && self.until.is_none_or(|until| until <= now)
+    }
+}
+
+/// Past this many remembered files, spent entries (expired 404s and refusals, mostly) are
+/// dropped, so requests for made-up names cannot grow memory without bound.
+const MAX_KNOWN: usize = 100_000;
 
 /// The lazy mirror over a store.
 pub struct PullThrough {
@@ -219,23 +243,30 @@ impl PullThrough {
         if known.until? <= Instant::now() {
             return None;
         }
-        Some(if known.missing {
-            Ready::Missing
-        } else if known.failing {
-            Ready::Stale
-        } else {
-            Ready::Current { changed: false }
+        Some(match known.answer {
+            Answer::Confirmed => Ready::Current { changed: false },
+            Answer::Failing => Ready::Stale,
+            Answer::Missing => Ready::Missing,
+            Answer::Refused => Ready::Refused,
         })
     }
 
     fn remember(&self, key: &StorageKey, update: impl FnOnce(&mut Known)) {
-        update(
-            self.known
-                .lock()
-                .expect("known lock")
-                .entry(key.clone())
-                .or_default(),
-        );
+        let mut known = self.known.lock().expect("known lock");
+        if known.len() >= MAX_KNOWN && !known.contains_key(key) {
+            let now = Instant::now();
+            known.retain(|_, k| !k.is_spent(now));
+        }
+        update(known.entry(key.clone()).or_default());
+    }
+
+    /// Upstream's `answer` about `key` holds for `ttl`.
+    fn answered(&self, key: &StorageKey, answer: Answer, ttl: Duration) {
+        let until = Instant::now() + ttl;
+        self.remember(key, |k| {
+            k.until = Some(until);
+            k.answer = answer;
+        });
     }
 
     /// A registry file, revalidated when upstream's last confirmation is older than `ttl` (or
@@ -276,11 +307,7 @@ impl PullThrough {
             }
             Ok(Conditional::Missing) => {
                 tracing::debug!(%key, "not found upstream");
-                let until = Instant::now() + self.negative_ttl;
-                self.remember(key, |k| {
-                    k.until = Some(until);
-                    k.missing = true;
-                });
+                self.answered(key, Answer::Missing, self.negative_ttl);
                 Ready::Missing
             }
             Ok(Conditional::NotModified) => {
@@ -328,6 +355,7 @@ impl PullThrough {
                     self.retry_soon(key);
                     Ready::Stale
                 } else {
+                    self.answered(key, Answer::Refused, self.negative_ttl);
                     Ready::Refused
                 }
             }
@@ -348,12 +376,11 @@ impl PullThrough {
     fn confirmed(&self, key: &StorageKey) {
         let until = Instant::now() + self.ttl;
         self.remember(key, |k| {
-            if k.failing {
+            if k.answer == Answer::Failing {
                 tracing::info!(%key, "upstream answers again");
             }
             k.until = Some(until);
-            k.missing = false;
-            k.failing = false;
+            k.answer = Answer::Confirmed;
         });
     }
 
@@ -368,7 +395,7 @@ impl PullThrough {
             .lock()
             .expect("known lock")
             .get(key)
-            .is_some_and(|k| k.failing);
+            .is_some_and(|k| k.answer == Answer::Failing);
         if first {
             tracing::warn!(%key, "upstream unavailable, serving the stored copy: {error}");
         }
@@ -378,20 +405,16 @@ impl PullThrough {
 
     /// Serve the stored copy of `key` stale for a while, then ask upstream again.
     fn retry_soon(&self, key: &StorageKey) {
-        let until = Instant::now() + RETRY_AFTER_FAILURE.min(self.ttl);
-        self.remember(key, |k| {
-            k.until = Some(until);
-            k.failing = true;
-            k.missing = false;
-        });
+        self.answered(key, Answer::Failing, RETRY_AFTER_FAILURE.min(self.ttl));
     }
 
     /// A tarball the store does not hold: fetched once for everyone asking, verified against
     /// its release's signed checksum, stored.
     async fn tarball(&self, key: StorageKey) -> Ready {
         let asked = Instant::now();
-        if let Some(Ready::Missing) = self.remembered(&key) {
-            return Ready::Missing;
+        // Only a 404 or a refusal is remembered for a tarball; a stored one never gets here.
+        if let Some(ready @ (Ready::Missing | Ready::Refused)) = self.remembered(&key) {
+            return ready;
         }
         let seat = self.flights.join(key);
         let mut slot = seat.take().await;
@@ -419,10 +442,7 @@ impl PullThrough {
             }
         }
         let Some(expected) = release else {
-            self.remember(key, |k| {
-                k.until = Some(Instant::now() + self.negative_ttl);
-                k.missing = true;
-            });
+            self.answered(key, Answer::Missing, self.negative_ttl);
             return Ready::Missing;
         };
         let (upstream, store, owned_key) =
@@ -447,10 +467,7 @@ impl PullThrough {
                 Ready::Current { changed: true }
             }
             Ok(None) => {
-                self.remember(key, |k| {
-                    k.until = Some(Instant::now() + self.negative_ttl);
-                    k.missing = true;
-                });
+                self.answered(key, Answer::Missing, self.negative_ttl);
                 Ready::Missing
             }
             Err(Refusal::Upstream(e)) if e.is_fetch() => {
@@ -459,6 +476,7 @@ impl PullThrough {
             }
             Err(Refusal::Upstream(e)) => {
                 tracing::error!("refused upstream file {e}");
+                self.answered(key, Answer::Refused, self.negative_ttl);
                 Ready::Refused
             }
             Err(Refusal::Store(e)) => {
@@ -649,6 +667,29 @@ mod tests {
             matches!(stored, Ok(Fetched::Found(o)) if o.bytes == ACME_WEB_TARBALL),
             "the verified tarball is stored"
         );
+    }
+
+    #[test]
+    fn remembered_404s_are_dropped_once_spent_when_there_are_too_many() {
+        let pull = pull_through(&Arc::new(SlowUpstream::default()));
+        for i in 0..MAX_KNOWN {
+            pull.answered(
+                &StorageKey::package(&format!("made_up_{i}")),
+                Answer::Missing,
+                Duration::ZERO,
+            );
+        }
+        let etag = StorageKey::package("kept");
+        pull.remember(&etag, |k| k.etag = Some("\"e\"".into()));
+        let fresh = StorageKey::package("fresh");
+        pull.answered(&fresh, Answer::Missing, Duration::from_mins(1));
+        let known = pull.known.lock().unwrap();
+        assert_eq!(
+            known.len(),
+            2,
+            "spent 404s dropped, the ETag and the new 404 kept"
+        );
+        assert!(known.contains_key(&etag) && known.contains_key(&fresh));
     }
 
     #[test]
