@@ -31,7 +31,10 @@ use hexfmt::proto::package::Package;
 use hexrepo_registry::mirror::verify::{self, Origin, UpstreamFileError};
 use hexrepo_registry::verify::{Conditional, Source};
 use hexrepo_store::{Fetched, Precondition, StorageKey, Store, StoreError};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+use crate::observe::UpstreamLabels;
 use crate::resource::Resource;
 use crate::single_flight::{Flights, share};
 
@@ -132,6 +135,7 @@ pub struct PullThrough {
     negative_ttl: Duration,
     known: Mutex<HashMap<StorageKey, Known>>,
     flights: Flights<StorageKey, Ready>,
+    events: Family<UpstreamLabels, Counter>,
 }
 
 impl std::fmt::Debug for PullThrough {
@@ -194,6 +198,7 @@ impl PullThrough {
             negative_ttl: config.negative_ttl,
             known: Mutex::new(known),
             flights: Flights::new(),
+            events: Family::default(),
         })
     }
 
@@ -205,14 +210,27 @@ impl PullThrough {
     /// Makes the store hold what `resource` should serve, asking upstream if need be.
     pub async fn prepare(&self, resource: &Resource) -> Ready {
         let key = resource.storage_key();
-        match resource {
+        let ready = match resource {
             Resource::Names | Resource::Versions | Resource::Package(_) => {
                 self.registry_file(key, false).await
             }
             Resource::PublicKey => Ready::Current { changed: false },
             Resource::Tarball(_) => self.tarball(key).await,
             Resource::Docs(_) | Resource::Installs(_) => Ready::Missing,
+        };
+        if ready == Ready::Stale {
+            self.count("served_stale");
         }
+        ready
+    }
+
+    /// Upstream's answers and the stale copies served, for `/metrics`.
+    pub fn events(&self) -> &Family<UpstreamLabels, Counter> {
+        &self.events
+    }
+
+    fn count(&self, answer: &'static str) {
+        self.events.get_or_create(&UpstreamLabels { answer }).inc();
     }
 
     /// The package names upstream's verified `names` lists (fetched if need be), to report
@@ -299,6 +317,7 @@ impl PullThrough {
         let answer = blocking(move || upstream.fetch_if_none_match(&path, etag.as_deref())).await;
         match answer {
             Ok(Conditional::NotModified) if stored.is_some() => {
+                self.count("not_modified");
                 self.confirmed(key);
                 Ready::Current { changed: false }
             }
@@ -306,6 +325,7 @@ impl PullThrough {
                 self.store_registry_file(key, stored, bytes, etag).await
             }
             Ok(Conditional::Missing) => {
+                self.count("missing");
                 tracing::debug!(%key, "not found upstream");
                 self.answered(key, Answer::Missing, self.negative_ttl);
                 Ready::Missing
@@ -343,6 +363,7 @@ impl PullThrough {
         .await;
         match outcome {
             Ok(changed) => {
+                self.count("fetched");
                 if changed {
                     tracing::info!(%key, "mirrored from upstream");
                 }
@@ -350,6 +371,7 @@ impl PullThrough {
                 Ready::Current { changed }
             }
             Err(Refusal::Upstream(e)) => {
+                self.count("refused");
                 tracing::error!("refused upstream file {e}");
                 if had_copy {
                     self.retry_soon(key);
@@ -386,6 +408,7 @@ impl PullThrough {
 
     /// Upstream could not be asked about `key`: stale if a copy is stored, else unavailable.
     fn upstream_failed(&self, key: &StorageKey, have_copy: bool, error: &str) -> Ready {
+        self.count("failed");
         if !have_copy {
             tracing::warn!(%key, "upstream unavailable: {error}");
             return Ready::Unavailable;
@@ -463,18 +486,22 @@ impl PullThrough {
         .await;
         match outcome {
             Ok(Some(())) => {
+                self.count("fetched");
                 tracing::info!(%key, "mirrored from upstream");
                 Ready::Current { changed: true }
             }
             Ok(None) => {
+                self.count("missing");
                 self.answered(key, Answer::Missing, self.negative_ttl);
                 Ready::Missing
             }
             Err(Refusal::Upstream(e)) if e.is_fetch() => {
+                self.count("failed");
                 tracing::warn!("upstream unavailable: {e}");
                 Ready::Unavailable
             }
             Err(Refusal::Upstream(e)) => {
+                self.count("refused");
                 tracing::error!("refused upstream file {e}");
                 self.answered(key, Answer::Refused, self.negative_ttl);
                 Ready::Refused

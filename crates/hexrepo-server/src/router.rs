@@ -75,6 +75,10 @@ impl AppState {
             Some(Mirror::Offline(store)) => (Some(store), None),
             Some(Mirror::Lazy(pull)) => (Some(pull.store().clone()), Some(pull)),
         };
+        let mut metrics = Metrics::default();
+        if let Some(pull) = &pull_through {
+            metrics.register_mirror(pull.events());
+        }
         AppState(Arc::new(Inner {
             objects: ObjectCache::new(config.store, config.cache_bytes, config.revalidate_after),
             // Its own budget, so mirrored tarballs never evict the private repository's.
@@ -82,7 +86,7 @@ impl AppState {
                 .map(|store| ObjectCache::new(store, config.cache_bytes, config.revalidate_after)),
             pull_through,
             auth: config.auth,
-            metrics: Metrics::default(),
+            metrics,
             api: config.api,
         }))
     }

@@ -100,6 +100,17 @@ fn settled(count: impl Fn() -> usize) -> usize {
     }
 }
 
+/// `hexrepo_mirror_upstream_answers_total{answer="ANSWER"}` from `/metrics` (0 if absent).
+fn upstream_answers(server: &HexrepoServer, answer: &str) -> u64 {
+    let metrics = http_get(server.port(), "/metrics", &[]).expect("GET /metrics");
+    let needle = format!("hexrepo_mirror_upstream_answers_total{{answer=\"{answer}\"}} ");
+    String::from_utf8(metrics.body)
+        .expect("metrics are text")
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
 /// Waits out a TTL, with a margin for a loaded machine.
 fn wait_past(ttl: Duration) {
     thread::sleep(ttl + Duration::from_millis(300));
@@ -200,6 +211,8 @@ fn rebar3_fetches_through_the_lazy_mirror_which_keeps_only_what_was_asked_for() 
     assert_eq!(tarball.header("x-hexrepo-stale"), None);
     assert_eq!(get(&server, "tarballs/gamma-1.0.0.tar").status, 502);
     assert_eq!(get(&server, "packages/delta").status, 502);
+    assert!(upstream_answers(&server, "served_stale") >= 1);
+    assert!(upstream_answers(&server, "failed") >= 3);
     let log = server.log();
     assert!(
         log.contains("upstream unavailable, serving the stored copy")
@@ -282,6 +295,14 @@ fn lazy_mirror_makes_one_upstream_request_per_miss_remembers_404s_and_revalidate
         "{}",
         nginx.access_log()
     );
+    let all_304s = nginx
+        .access_log()
+        .lines()
+        .filter(|l| l.starts_with("304 "))
+        .count();
+    assert_eq!(upstream_answers(&server, "not_modified"), all_304s as u64);
+    assert!(upstream_answers(&server, "missing") >= 2);
+    assert!(upstream_answers(&server, "fetched") >= 3);
 
     // A release published upstream is served once the TTL is over.
     let tarballs = upstream.public().join("tarballs");
