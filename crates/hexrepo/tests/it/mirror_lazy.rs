@@ -18,9 +18,9 @@ use crate::support::{
 };
 
 /// Registry files are revalidated after this long (the `--mirror-ttl` the tests use).
-const TTL: Duration = Duration::from_secs(1);
+const TTL: Duration = Duration::from_secs(2);
 /// Upstream 404s are remembered this long (`--mirror-negative-ttl`).
-const NEGATIVE_TTL: Duration = Duration::from_secs(2);
+const NEGATIVE_TTL: Duration = Duration::from_secs(3);
 
 /// `hexrepo serve --mirror` (lazy) with `mirror` as its storage, pulling from `upstream_url`.
 fn lazy_server(
@@ -318,6 +318,23 @@ fn lazy_mirror_makes_one_upstream_request_per_miss_remembers_404s_and_revalidate
     let tarball = get(&server, "tarballs/delta-1.1.0.tar");
     assert_eq!(tarball.status, 200);
     assert!(tarball.body == fs::read(tarballs.join("delta-1.1.0.tar")).unwrap());
+
+    // A release replaced upstream (new bytes, new signed checksum): once the mirror sees the
+    // new package file, the stored tarball is dropped and the new one fetched and verified.
+    let old_tarball = fs::read(tarballs.join("delta-1.0.0.tar")).unwrap();
+    create_package(&tarballs, "delta", "1.0.0", &["gamma:~> 1.0"]);
+    let new_tarball = fs::read(tarballs.join("delta-1.0.0.tar")).unwrap();
+    assert_ne!(old_tarball, new_tarball, "the replacement differs");
+    build_repository(&upstream.public(), UPSTREAM, &key);
+    wait_past(TTL);
+    assert_eq!(get(&server, "packages/delta").status, 200);
+    let replaced = get(&server, "tarballs/delta-1.0.0.tar");
+    assert_eq!(replaced.status, 200);
+    assert!(
+        replaced.body == new_tarball,
+        "the replaced release's new tarball"
+    );
+    assert_logged(&nginx, "tarballs/delta-1.0.0.tar", 2);
 }
 
 #[test]
