@@ -40,6 +40,21 @@ pub struct ServerConfig {
     pub mirror: Option<Mirror>,
 }
 
+impl ServerConfig {
+    /// A server of `store` with `auth`: objects revalidated after a second on object stores,
+    /// 16 MiB of tarballs kept in memory, no API, no mirror.
+    pub fn new(store: hexrepo_store::Store, auth: Authenticator) -> ServerConfig {
+        ServerConfig {
+            store,
+            revalidate_after: Duration::from_secs(1),
+            auth,
+            cache_bytes: 16 << 20,
+            api: None,
+            mirror: None,
+        }
+    }
+}
+
 /// How the mirror is served.
 #[derive(Debug)]
 pub enum Mirror {
