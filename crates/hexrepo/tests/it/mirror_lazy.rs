@@ -1,5 +1,6 @@
 //! `hexrepo serve --mirror` in lazy mode (the default) against a real upstream served by nginx:
-//! rebar3 fetches through it, it stores only what was asked for, concurrent misses make one
+//! rebar3 fetches mirrored and private packages from one server, the mirror stores only what
+//! was asked for, a private name found upstream is reported, concurrent misses make one
 //! upstream request, 404s are remembered, registry files are revalidated with ETags, tampered
 //! upstream files are refused, and with the upstream stopped stored files are still served
 //! (registry files flagged stale).
@@ -117,7 +118,7 @@ fn wait_past(ttl: Duration) {
 }
 
 #[test]
-fn rebar3_fetches_through_the_lazy_mirror_which_keeps_only_what_was_asked_for() {
+fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keeps_only_those() {
     require_rebar3_and_nginx();
     let upstream = Upstream::new();
     let nginx = StaticServer::start(&upstream.public());
@@ -126,6 +127,7 @@ fn rebar3_fetches_through_the_lazy_mirror_which_keeps_only_what_was_asked_for() 
     let private_tarballs = work.path().join("public/tarballs");
     fs::create_dir_all(&private_tarballs).unwrap();
     create_package(&private_tarballs, "delta", "0.1.0", &[]);
+    create_package(&private_tarballs, "omega", "0.1.0", &[]);
     let private_key = keygen(work.path(), "private_key.pem");
     build_repository(&work.path().join("public"), "acme", &private_key);
     let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
@@ -136,15 +138,21 @@ fn rebar3_fetches_through_the_lazy_mirror_which_keeps_only_what_was_asked_for() 
         "{log}"
     );
 
-    let key = read_text(&upstream.public_key());
-    let project = Rebar3Project::new("unused", &key, &[]);
+    // Side by side: alpha (and its dependencies) from the mirror, omega from the private
+    // repository, one server.
+    let escape = |pem: String| pem.replace('\\', "\\\\").replace('"', "\\\"");
+    let upstream_key = escape(read_text(&upstream.public_key()));
+    let private_public_key = escape(read_text(&work.path().join("public/public_key")));
+    let project = Rebar3Project::new("unused", "unused", &[]);
     fs::write(
         project.dir().join("rebar.config"),
         format!(
-            "{{deps, [{{alpha, \"1.0.0\"}}]}}.\n\
+            "{{deps, [{{alpha, \"1.0.0\"}}, {{omega, \"0.1.0\"}}]}}.\n\
              {{hex, [{{repos, [#{{name => <<\"hexpm\">>,\n\
-             \x20   repo_public_key => <<\"{}\">>}}]}}]}}.\n",
-            key.replace('\\', "\\\\").replace('"', "\\\"")
+             \x20   repo_public_key => <<\"{upstream_key}\">>}},\n\
+             \x20 #{{name => <<\"acme\">>, repo_url => <<\"{}\">>,\n\
+             \x20   repo_public_key => <<\"{private_public_key}\">>}}]}}]}}.\n",
+            server.url()
         ),
     )
     .unwrap();
@@ -160,12 +168,15 @@ fn rebar3_fetches_through_the_lazy_mirror_which_keeps_only_what_was_asked_for() 
     let lock = project.lock();
     assert_eq!(
         lock.versions.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["alpha", "beta", "gamma"]
+        ["alpha", "beta", "gamma", "omega"]
     );
     for (name, version) in &lock.versions {
-        let tarball = upstream
-            .public()
-            .join(format!("tarballs/{name}-{version}.tar"));
+        let file = format!("tarballs/{name}-{version}.tar");
+        let tarball = if name == "omega" {
+            work.path().join("public").join(file)
+        } else {
+            upstream.public().join(file)
+        };
         assert_eq!(lock.pkg_hash_ext[name], sha256_upper(&tarball), "{name}");
     }
 
