@@ -112,6 +112,18 @@ fn upstream_answers(server: &HexrepoServer, answer: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
+/// A private repository `acme` in `work/public`, signed with `work/private_key.pem`, holding
+/// version 0.1.0 of each of `packages`.
+fn private_repository(work: &Path, packages: &[&str]) {
+    let tarballs = work.join("public/tarballs");
+    fs::create_dir_all(&tarballs).unwrap();
+    for name in packages {
+        create_package(&tarballs, name, "0.1.0", &[]);
+    }
+    let key = keygen(work, "private_key.pem");
+    build_repository(&work.join("public"), "acme", &key);
+}
+
 /// Waits out a TTL, with a margin for a loaded machine.
 fn wait_past(ttl: Duration) {
     thread::sleep(ttl + Duration::from_millis(300));
@@ -123,13 +135,8 @@ fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keep
     let upstream = Upstream::new();
     let nginx = StaticServer::start(&upstream.public());
     let (mirror, work) = (temp_dir(), temp_dir());
-    // A private package named like one upstream: reported, never silently shadowed.
-    let private_tarballs = work.path().join("public/tarballs");
-    fs::create_dir_all(&private_tarballs).unwrap();
-    create_package(&private_tarballs, "delta", "0.1.0", &[]);
-    create_package(&private_tarballs, "omega", "0.1.0", &[]);
-    let private_key = keygen(work.path(), "private_key.pem");
-    build_repository(&work.path().join("public"), "acme", &private_key);
+    // A private package named like one upstream (delta): reported, never silently shadowed.
+    private_repository(work.path(), &["delta", "omega"]);
     let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
     let mirror_url = format!("{}/mirrors/hexpm", server.url());
     let log = wait_for_log(&server, "dependency confusion");
