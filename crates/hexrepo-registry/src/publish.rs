@@ -233,7 +233,13 @@ impl Publisher<'_> {
         created: &mut bool,
     ) -> Result<(), PublishError> {
         let files = self.files();
-        let read = files.package(name)?;
+        let tarball_key = StorageKey::tarball(name, &info.version);
+        // Four reads, at once on an object store.
+        let ((read, stored), indexes) = files.both(
+            || files.both(|| files.package(name), || self.store.get(&tarball_key)),
+            || files.indexes(),
+        );
+        let (read, stored, indexes) = (read?, stored.map_err(RegistryError::from)?, indexes?);
         let mut package = read.as_ref().map_or_else(
             || Package {
                 name: name.to_owned(),
@@ -243,8 +249,6 @@ impl Publisher<'_> {
             |r| r.value.clone(),
         );
         let now = now_seconds();
-        let tarball_key = StorageKey::tarball(name, &info.version);
-        let stored = self.store.get(&tarball_key).map_err(RegistryError::from)?;
         let identical_tarball = stored.as_ref().is_some_and(|o| o.bytes == *tarball);
         let existing = package
             .releases
@@ -319,7 +323,7 @@ impl Publisher<'_> {
                 precondition: Precondition::Create,
             },
         });
-        writes.extend(files.index_writes(&package, Some(now))?);
+        writes.extend(files.index_writes(indexes, &package, Some(now)));
         *created |= new_release;
         self.store.commit(writes).map_err(RegistryError::from)?;
         Ok(())
@@ -350,7 +354,11 @@ impl Publisher<'_> {
                 if !last {
                     writes.push(read.replace_with(StorageKey::package(name), files.sign(&package)));
                 }
-                writes.extend(files.index_writes(&package, (!last).then(now_seconds))?);
+                writes.extend(files.index_writes(
+                    files.indexes()?,
+                    &package,
+                    (!last).then(now_seconds),
+                ));
                 self.store.commit(writes)?;
                 Ok(last)
             },
