@@ -150,6 +150,8 @@ pub struct Published {
     pub outer_checksum: Checksum,
     /// A new release (201), as opposed to a replacement or an identical retry (200).
     pub created: bool,
+    /// `packages/NAME` as this publish wrote it.
+    pub package: Package,
 }
 
 /// Publishes and reverts releases of one repository.
@@ -205,7 +207,7 @@ impl Publisher<'_> {
         self.check_requirements(&name, &info.dependencies)?;
         let tarball = Bytes::copy_from_slice(tarball);
         let mut created = false;
-        self.files().retrying(
+        let package = self.files().retrying(
             &StorageKey::package(&name),
             |attempt| {
                 // A retry after a lost race may find its own release already in place.
@@ -217,12 +219,14 @@ impl Publisher<'_> {
             metadata,
             outer_checksum: info.outer_checksum,
             created,
+            package,
         })
     }
 
     /// Reads the package, decides, and commits tarball → package → versions → names, each
-    /// write conditional on what was read. Sets `created` when the release is new, before
-    /// writing: an attempt that loses a race part-way may already have added it.
+    /// write conditional on what was read; returns the package as written. Sets `created` when
+    /// the release is new, before writing: an attempt that loses a race part-way may already
+    /// have added it.
     fn publish_attempt(
         &self,
         name: &str,
@@ -231,7 +235,7 @@ impl Publisher<'_> {
         replace: bool,
         retrying: bool,
         created: &mut bool,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Package, PublishError> {
         let files = self.files();
         let tarball_key = StorageKey::tarball(name, &info.version);
         // Four reads, at once on an object store.
@@ -326,7 +330,7 @@ impl Publisher<'_> {
         writes.extend(files.index_writes(indexes, &package, Some(now)));
         *created |= new_release;
         self.store.commit(writes).map_err(RegistryError::from)?;
-        Ok(())
+        Ok(package)
     }
 
     /// Removes a release; the package disappears with its last release, and the release's
