@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hexfmt::checksum::Checksum;
-use hexrepo_store::{Fetched, Object, StorageKey, Store};
+use hexrepo_store::{Fetched, LocalVersion, Object, StorageKey, Store};
 
 use crate::resource::{Kind, Resource};
 use crate::single_flight::{Flights, share};
@@ -148,10 +148,14 @@ impl ObjectCache {
         let key = resource.storage_key();
         // `Some` on local disk: the file's current version, from one stat.
         let on_disk = self.store.local_version(&key);
+        if on_disk == Some(LocalVersion::Missing) {
+            self.evict(&key);
+            return Ok(None);
+        }
         let mut kept = None;
         if let Some(entry) = self.entry(&key) {
             let current = match &on_disk {
-                Some(version) => version.as_deref() == Some(entry.version.as_str()),
+                Some(version) => version.token() == Some(entry.version.as_str()),
                 None => entry.checked_within(self.revalidate_after),
             };
             if let Some(bytes) = entry.bytes.clone() {
@@ -169,7 +173,7 @@ impl ObjectCache {
                 kept = on_disk.is_none().then_some(found);
             }
         }
-        // A failed stat may be a missing file or a permission problem: the read tells which.
+        // A stat that failed for another reason than a missing file: the read tells why.
         self.ask_store(key, resource.kind(), kept).await
     }
 
