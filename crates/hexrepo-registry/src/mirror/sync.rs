@@ -315,11 +315,7 @@ fn mirror_tarball(
 }
 
 /// Writes `bytes` unless the store already holds exactly them; `Ok(true)` if written.
-pub(super) fn write_if_changed(
-    store: &Store,
-    key: &StorageKey,
-    bytes: Vec<u8>,
-) -> Result<bool, Problem> {
+fn write_if_changed(store: &Store, key: &StorageKey, bytes: Vec<u8>) -> Result<bool, Problem> {
     let current = store.get(key).map_err(Problem::Store)?;
     if current
         .as_ref()

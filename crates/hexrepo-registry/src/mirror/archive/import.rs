@@ -10,7 +10,6 @@ use hexfmt::keys::PublicKey;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 
 use super::entries::{ArchiveEntryError, EntryProblem, mirror_file, read_entry, survey};
-use crate::mirror::sync::write_if_changed;
 use crate::mirror::upstream::Etags;
 use crate::mirror::verify::{self, Origin, Problem, UpstreamFileError};
 
@@ -141,7 +140,7 @@ impl Import<'_> {
                     return false;
                 }
                 checked = true;
-                self.import_tarball(&key, &bytes);
+                self.import_tarball(&key, bytes);
             } else if checked {
                 self.fail(ArchiveEntryError::new(key.path(), EntryProblem::OutOfOrder));
                 return false;
@@ -208,18 +207,24 @@ impl Import<'_> {
 
     /// Verifies a tarball against its release's signed checksum and stores it unless the
     /// mirror already holds it verified.
-    fn import_tarball(&mut self, key: &StorageKey, bytes: &[u8]) {
-        let (package, expected) = self.releases[&key.path()].clone();
+    fn import_tarball(&mut self, key: &StorageKey, bytes: Vec<u8>) {
+        // Known since `check_registry`, unless the archive changed since the first pass.
+        let Some((package, expected)) = self.releases.get(&key.path()).cloned() else {
+            return self.fail(ArchiveEntryError::new(
+                key.path(),
+                EntryProblem::NotReleased,
+            ));
+        };
         let stored = expected
             .ok_or_else(|| UpstreamFileError::new(key, Problem::NoOuterChecksum))
             .and_then(|expected| {
-                verify::tarball(key, bytes, expected)?;
+                verify::tarball(key, &bytes, expected)?;
                 let store_err = |e| UpstreamFileError::new(key, Problem::Store(e));
                 let current = self.store.get(key).map_err(store_err)?;
-                if current.is_some_and(|o| o.bytes.as_ref() == bytes) {
+                if current.is_some_and(|o| o.bytes == bytes) {
                     return Ok(false);
                 }
-                let bytes = Bytes::copy_from_slice(bytes);
+                let bytes = Bytes::from(bytes);
                 // Overwrite: what is there (if anything) is not the verified tarball.
                 self.store
                     .put(key, bytes, Precondition::Overwrite)
@@ -237,7 +242,8 @@ impl Import<'_> {
     }
 
     /// Writes the verified registry files in sync's order: each package whose tarballs in
-    /// the archive are all in, then (only if nothing failed) `public_key`, `versions`, `names`.
+    /// the archive are all in, then (only if nothing failed) `public_key`, `versions`, `names`;
+    /// a file already holding the same bytes is left alone.
     fn write_registry(&mut self) {
         let mut writes: Vec<(StorageKey, Vec<u8>)> = std::mem::take(&mut self.packages)
             .into_iter()
@@ -251,30 +257,36 @@ impl Import<'_> {
             writes.extend(self.versions.take().map(|v| (StorageKey::Versions, v)));
             writes.extend(self.names.take().map(|n| (StorageKey::Names, n)));
         }
-        let mut rewritten = Vec::new();
+        let mut changed = Vec::new();
         for (key, bytes) in writes {
-            match write_if_changed(self.store, &key, bytes) {
-                Ok(true) => {
-                    self.report.registry_files_written += 1;
-                    rewritten.push(key.path());
+            match self.store.get(&key) {
+                Ok(Some(current)) if current.bytes == bytes => {
+                    self.report.registry_files_unchanged += 1;
                 }
-                Ok(false) => self.report.registry_files_unchanged += 1,
-                Err(problem) => self.fail(UpstreamFileError::new(&key, problem)),
+                Ok(_) => changed.push((key, bytes)),
+                Err(e) => return self.fail(UpstreamFileError::new(&key, Problem::Store(e))),
             }
         }
-        if let Err(problem) = forget_etags(self.store, &rewritten) {
-            self.fail(UpstreamFileError::new(&StorageKey::MirrorEtags, problem));
+        // Before the files change, so that no crash leaves an ETag naming bytes not stored.
+        let paths: Vec<String> = changed.iter().map(|(key, _)| key.path()).collect();
+        if let Err(problem) = forget_etags(self.store, &paths) {
+            return self.fail(UpstreamFileError::new(&StorageKey::MirrorEtags, problem));
+        }
+        for (key, bytes) in changed {
+            // A failure stops here: later files (the indexes last) must not name what failed.
+            if let Err(e) = self.store.put(&key, bytes.into(), Precondition::Overwrite) {
+                return self.fail(UpstreamFileError::new(&key, Problem::Store(e)));
+            }
+            self.report.registry_files_written += 1;
         }
     }
 }
 
-/// Drops the upstream ETags a sync kept for files the import replaced: they name other bytes,
+/// Drops the upstream ETags a sync kept for files the import replaces: they name other bytes,
 /// and a 304 for them must never vouch for what the import wrote.
 fn forget_etags(store: &Store, paths: &[String]) -> Result<(), Problem> {
-    let Some(object) = store
-        .get(&StorageKey::MirrorEtags)
-        .map_err(Problem::Store)?
-    else {
+    let key = StorageKey::MirrorEtags;
+    let Some(object) = store.get(&key).map_err(Problem::Store)? else {
         return Ok(());
     };
     // Unreadable: a sync treats it as empty too, and replaces it.
@@ -285,7 +297,10 @@ fn forget_etags(store: &Store, paths: &[String]) -> Result<(), Problem> {
         return Ok(());
     }
     let etags = serde_json::to_vec(&etags).expect("a string map always serialises");
-    write_if_changed(store, &StorageKey::MirrorEtags, etags).map(drop)
+    store
+        .put(&key, etags.into(), Precondition::Overwrite)
+        .map(drop)
+        .map_err(Problem::Store)
 }
 
 /// The report as the lines `hexrepo mirror import` prints: a summary, then each failure.
