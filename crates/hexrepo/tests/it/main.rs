@@ -7,6 +7,7 @@ mod clients;
 mod hexrepo_build;
 mod interop;
 mod mirror;
+mod mirror_archive;
 mod mirror_lazy;
 mod mirror_support;
 mod push;
