@@ -150,6 +150,8 @@ pub struct Published {
     pub outer_checksum: Checksum,
     /// A new release (201), as opposed to a replacement or an identical retry (200).
     pub created: bool,
+    /// `packages/NAME` as this publish wrote it.
+    pub package: Package,
 }
 
 /// Publishes and reverts releases of one repository.
@@ -205,7 +207,7 @@ impl Publisher<'_> {
         self.check_requirements(&name, &info.dependencies)?;
         let tarball = Bytes::copy_from_slice(tarball);
         let mut created = false;
-        self.files().retrying(
+        let package = self.files().retrying(
             &StorageKey::package(&name),
             |attempt| {
                 // A retry after a lost race may find its own release already in place.
@@ -217,12 +219,14 @@ impl Publisher<'_> {
             metadata,
             outer_checksum: info.outer_checksum,
             created,
+            package,
         })
     }
 
     /// Reads the package, decides, and commits tarball → package → versions → names, each
-    /// write conditional on what was read. Sets `created` when the release is new, before
-    /// writing: an attempt that loses a race part-way may already have added it.
+    /// write conditional on what was read; returns the package as written. Sets `created` when
+    /// the release is new, before writing: an attempt that loses a race part-way may already
+    /// have added it.
     fn publish_attempt(
         &self,
         name: &str,
@@ -231,9 +235,15 @@ impl Publisher<'_> {
         replace: bool,
         retrying: bool,
         created: &mut bool,
-    ) -> Result<(), PublishError> {
+    ) -> Result<Package, PublishError> {
         let files = self.files();
-        let read = files.package(name)?;
+        let tarball_key = StorageKey::tarball(name, &info.version);
+        // Four reads, at once on an object store.
+        let ((read, stored), indexes) = files.both(
+            || files.both(|| files.package(name), || self.store.get(&tarball_key)),
+            || files.indexes(),
+        );
+        let (read, stored, indexes) = (read?, stored.map_err(RegistryError::from)?, indexes?);
         let mut package = read.as_ref().map_or_else(
             || Package {
                 name: name.to_owned(),
@@ -243,8 +253,6 @@ impl Publisher<'_> {
             |r| r.value.clone(),
         );
         let now = now_seconds();
-        let tarball_key = StorageKey::tarball(name, &info.version);
-        let stored = self.store.get(&tarball_key).map_err(RegistryError::from)?;
         let identical_tarball = stored.as_ref().is_some_and(|o| o.bytes == *tarball);
         let existing = package
             .releases
@@ -319,10 +327,10 @@ impl Publisher<'_> {
                 precondition: Precondition::Create,
             },
         });
-        writes.extend(files.index_writes(&package, Some(now))?);
+        writes.extend(files.index_writes(indexes, &package, Some(now)));
         *created |= new_release;
         self.store.commit(writes).map_err(RegistryError::from)?;
-        Ok(())
+        Ok(package)
     }
 
     /// Removes a release; the package disappears with its last release, and the release's
@@ -350,7 +358,11 @@ impl Publisher<'_> {
                 if !last {
                     writes.push(read.replace_with(StorageKey::package(name), files.sign(&package)));
                 }
-                writes.extend(files.index_writes(&package, (!last).then(now_seconds))?);
+                writes.extend(files.index_writes(
+                    files.indexes()?,
+                    &package,
+                    (!last).then(now_seconds),
+                ));
                 self.store.commit(writes)?;
                 Ok(last)
             },

@@ -49,7 +49,42 @@ impl<T> Read<T> {
     }
 }
 
+/// `versions` and `names`, read together.
+#[derive(Debug, Clone)]
+pub struct Indexes {
+    /// `versions`.
+    pub versions: Read<Versions>,
+    /// `names`.
+    pub names: Read<Names>,
+}
+
 impl SignedFiles<'_> {
+    /// Runs two reads, at once on an object store (where each is a round trip), one after
+    /// the other on local disk (where a thread would cost more than it saves).
+    pub fn both<A: Send, B: Send>(
+        &self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        if self.store.local_root().is_some() {
+            return (a(), b());
+        }
+        std::thread::scope(|scope| {
+            let a = scope.spawn(a);
+            let b = b();
+            (a.join().expect("a registry read does not panic"), b)
+        })
+    }
+
+    /// `versions` and `names`, verified.
+    pub fn indexes(&self) -> Result<Indexes, RegistryError> {
+        let (versions, names) = self.both(|| self.versions(), || self.names());
+        Ok(Indexes {
+            versions: versions?,
+            names: names?,
+        })
+    }
+
     /// `packages/NAME`, verified; `None` when there is no such package.
     pub fn package(&self, name: &str) -> Result<Option<Read<Package>>, RegistryError> {
         let key = StorageKey::package(name);
@@ -112,11 +147,14 @@ impl SignedFiles<'_> {
     /// `names` timestamp, `None` to keep the one recorded.
     pub fn index_writes(
         &self,
+        indexes: Indexes,
         package: &Package,
         updated_at: Option<i64>,
-    ) -> Result<Vec<Write>, RegistryError> {
-        let mut versions = self.versions()?;
-        let mut names = self.names()?;
+    ) -> Vec<Write> {
+        let Indexes {
+            mut versions,
+            mut names,
+        } = indexes;
         update_versions(&mut versions.value, package);
         let seconds = if package.releases.is_empty() {
             None
@@ -133,10 +171,10 @@ impl SignedFiles<'_> {
                 .or(Some(0))
         };
         update_names(&mut names.value, &package.name, seconds);
-        Ok(vec![
+        vec![
             versions.replace_with(StorageKey::Versions, self.sign(&versions.value)),
             names.replace_with(StorageKey::Names, self.sign(&names.value)),
-        ])
+        ]
     }
 
     /// Runs `attempt` until it commits without losing a race, at most [`MAX_ATTEMPTS`] times.

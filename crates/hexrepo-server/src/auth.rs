@@ -213,11 +213,12 @@ impl Authenticator {
         let Some(store) = &self.keys else {
             return (Arc::default(), false);
         };
-        let Some(version) = store.store().local_version(&StorageKey::Keys) else {
+        let Some(local) = store.store().local_version(&StorageKey::Keys) else {
             self.refresh_in_background(store);
             let loaded = self.loaded.lock().expect("key cache lock");
             return (loaded.keys.clone(), loaded.broken);
         };
+        let version = local.token().map(str::to_owned);
         let mut loaded = self.loaded.lock().expect("key cache lock");
         if loaded.checked.is_none() || loaded.version != version {
             loaded.checked = Some(Instant::now());

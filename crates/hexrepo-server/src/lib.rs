@@ -10,8 +10,10 @@ pub mod api;
 pub mod auth;
 pub mod objects;
 pub mod observe;
+pub mod pull_through;
 pub mod resource;
 pub mod respond;
 mod router;
+mod single_flight;
 
-pub use router::{AppState, MIRROR_PREFIX, ServerConfig, router};
+pub use router::{AppState, MIRROR_PREFIX, Mirror, ServerConfig, router};

@@ -31,9 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hexfmt::checksum::Checksum;
-use hexrepo_store::{Fetched, Object, StorageKey, Store};
+use hexrepo_store::{Fetched, LocalVersion, Object, StorageKey, Store};
 
 use crate::resource::{Kind, Resource};
+use crate::single_flight::{Flights, share};
 
 /// Largest single tarball, docs or install file kept in memory.
 const MAX_CACHED_FILE: u64 = 1024 * 1024;
@@ -117,9 +118,6 @@ impl Outcome {
     }
 }
 
-/// A key's store request: held while it runs, then keeps the outcome and when it was known.
-type Gate = Arc<tokio::sync::Mutex<Option<(Instant, Outcome)>>>;
-
 /// The cache of repository objects.
 #[derive(Debug)]
 pub struct ObjectCache {
@@ -129,7 +127,7 @@ pub struct ObjectCache {
     /// Bytes of tarballs, docs and install files still allowed in memory.
     budget: Mutex<u64>,
     /// Keys with a store request under way or awaited.
-    gates: Mutex<HashMap<StorageKey, Gate>>,
+    flights: Flights<StorageKey, Outcome>,
 }
 
 impl ObjectCache {
@@ -141,7 +139,7 @@ impl ObjectCache {
             revalidate_after,
             entries: RwLock::new(HashMap::new()),
             budget: Mutex::new(budget),
-            gates: Mutex::new(HashMap::new()),
+            flights: Flights::new(),
         }
     }
 
@@ -150,10 +148,14 @@ impl ObjectCache {
         let key = resource.storage_key();
         // `Some` on local disk: the file's current version, from one stat.
         let on_disk = self.store.local_version(&key);
+        if on_disk == Some(LocalVersion::Missing) {
+            self.evict(&key);
+            return Ok(None);
+        }
         let mut kept = None;
         if let Some(entry) = self.entry(&key) {
             let current = match &on_disk {
-                Some(version) => version.as_deref() == Some(entry.version.as_str()),
+                Some(version) => version.token() == Some(entry.version.as_str()),
                 None => entry.checked_within(self.revalidate_after),
             };
             if let Some(bytes) = entry.bytes.clone() {
@@ -171,7 +173,7 @@ impl ObjectCache {
                 kept = on_disk.is_none().then_some(found);
             }
         }
-        // A failed stat may be a missing file or a permission problem: the read tells which.
+        // A stat that failed for another reason than a missing file: the read tells why.
         self.ask_store(key, resource.kind(), kept).await
     }
 
@@ -185,20 +187,15 @@ impl ObjectCache {
         kept: Option<Found>,
     ) -> Result<Option<Found>, ReadError> {
         let asked = Instant::now();
-        let pass = GatePass::new(self, key);
-        let mut slot = match (pass.gate.try_lock(), kept) {
-            (Ok(slot), _) => slot,
-            (Err(_), Some(kept)) => return Ok(Some(kept)),
-            (Err(_), None) => pass.gate.lock().await,
+        let seat = self.flights.join(key);
+        let mut slot = match (seat.try_take(), kept) {
+            (Some(slot), _) => slot,
+            (None, Some(kept)) => return Ok(Some(kept)),
+            (None, None) => seat.take().await,
         };
-        if let Some((known, outcome)) = &*slot
-            && *known >= asked
-        {
-            return outcome.clone().into_result();
-        }
-        let outcome = self.fetch(&pass.key, kind).await;
-        *slot = Some((Instant::now(), outcome.clone()));
-        outcome.into_result()
+        share(&mut slot, asked, self.fetch(seat.key(), kind))
+            .await
+            .into_result()
     }
 
     async fn fetch(&self, key: &StorageKey, kind: Kind) -> Outcome {
@@ -248,6 +245,12 @@ impl ObjectCache {
                 Outcome::Failed(ReadError::Failed)
             }
         }
+    }
+
+    /// Drops what is kept of `key`, so the next request reads the store (which was just
+    /// written through another path).
+    pub fn forget(&self, key: &StorageKey) {
+        self.evict(key);
     }
 
     fn entry(&self, key: &StorageKey) -> Option<Arc<Entry>> {
@@ -302,37 +305,6 @@ impl ObjectCache {
     }
 }
 
-/// A place in a key's queue for the store; the gate goes when its last user does.
-struct GatePass<'c> {
-    cache: &'c ObjectCache,
-    key: StorageKey,
-    gate: Gate,
-}
-
-impl<'c> GatePass<'c> {
-    fn new(cache: &'c ObjectCache, key: StorageKey) -> GatePass<'c> {
-        let gate = Arc::clone(
-            cache
-                .gates
-                .lock()
-                .expect("gates lock")
-                .entry(key.clone())
-                .or_default(),
-        );
-        GatePass { cache, key, gate }
-    }
-}
-
-impl Drop for GatePass<'_> {
-    fn drop(&mut self) {
-        let mut gates = self.cache.gates.lock().expect("gates lock");
-        // Clones are only made under this lock: two means the map's and ours, nobody waiting.
-        if Arc::strong_count(&self.gate) == 2 {
-            gates.remove(&self.key);
-        }
-    }
-}
-
 /// The strong ETag of some bytes: the first 128 bits of their SHA-256.
 async fn content_etag(bytes: Bytes) -> String {
     if bytes.len() <= HASH_INLINE_MAX {
@@ -366,29 +338,26 @@ mod tests {
         let cache = Arc::new(ObjectCache::new(store, 0, Duration::from_secs(1)));
         let resource = Resource::package("foo").unwrap();
 
-        // Hold the key's gate, as a request to the store under way would.
-        let pass = GatePass::new(&cache, key.clone());
-        let mut slot = pass.gate.lock().await;
+        // Hold the key's slot, as a request to the store under way would.
+        let seat = cache.flights.join(key.clone());
+        let mut slot = seat.take().await;
         let waiters: Vec<_> = (0..4)
             .map(|_| {
                 let (cache, resource) = (Arc::clone(&cache), resource.clone());
                 tokio::spawn(async move { cache.get(&resource).await.map(|f| f.is_some()) })
             })
             .collect();
-        while Arc::strong_count(&pass.gate) < 2 + waiters.len() {
+        while seat.queued() < 1 + waiters.len() {
             tokio::task::yield_now().await;
         }
         // That request found nothing: its waiters believe it rather than ask again.
         *slot = Some((Instant::now(), Outcome::Missing));
         drop(slot);
-        drop(pass);
+        drop(seat);
         for waiter in waiters {
             assert_eq!(waiter.await.unwrap(), Ok(false));
         }
-        assert!(
-            cache.gates.lock().unwrap().is_empty(),
-            "gates go with their users"
-        );
+        assert!(cache.flights.is_idle(), "slots go with their users");
         // A later request asks the store itself.
         assert!(cache.get(&resource).await.unwrap().is_some());
     }
@@ -417,14 +386,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
 
         // Past its age, with a revalidation under way: the kept copy, at once.
-        let pass = GatePass::new(&cache, key.clone());
-        let slot = pass.gate.lock().await;
+        let seat = cache.flights.join(key.clone());
+        let slot = seat.take().await;
         let served = tokio::time::timeout(Duration::from_secs(1), cache.get(&resource))
             .await
             .expect("served without waiting for the store");
         assert_eq!(&served.unwrap().unwrap().bytes[..], b"old");
         drop(slot);
-        drop(pass);
+        drop(seat);
         // With nobody revalidating, the request asks the store and gets the new bytes.
         assert_eq!(
             &cache.get(&resource).await.unwrap().unwrap().bytes[..],

@@ -28,6 +28,13 @@ struct RouteLabels {
     route: String,
 }
 
+/// Labels of the lazy mirror's upstream answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// `fetched`, `not_modified`, `missing`, `refused`, `failed` or `served_stale`.
+    pub answer: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -70,6 +77,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the lazy mirror's upstream answers (see [`crate::pull_through::Events`]).
+    pub fn register_mirror(&mut self, events: &Family<UpstreamLabels, Counter>) {
+        self.registry.register(
+            "mirror_upstream_answers",
+            "What the lazy mirror's upstream answered, and stale copies served",
+            events.clone(),
+        );
+    }
+
     /// The metrics in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -14,9 +14,10 @@ use hexrepo_registry::keys::Permission;
 
 use crate::api::ApiConfig;
 use crate::auth::{Access, Authenticator};
-use crate::objects::{ObjectCache, ReadError};
+use crate::objects::{Found, ObjectCache, ReadError};
 use crate::observe::{Metrics, record};
-use crate::resource::Resource;
+use crate::pull_through::{PullThrough, Ready};
+use crate::resource::{Kind, Resource};
 use crate::respond::file_response;
 
 /// What the server needs to know, resolved and validated by the caller.
@@ -34,9 +35,33 @@ pub struct ServerConfig {
     pub cache_bytes: u64,
     /// The Hex API, when this server holds the signing key.
     pub api: Option<ApiConfig>,
-    /// A mirror of hex.pm (or another upstream) served read-only under [`MIRROR_PREFIX`],
-    /// byte for byte as `hexrepo mirror sync` stored it.
-    pub mirror: Option<hexrepo_store::Store>,
+    /// A mirror of hex.pm (or another upstream) served under [`MIRROR_PREFIX`], byte for byte
+    /// as upstream signed it.
+    pub mirror: Option<Mirror>,
+}
+
+impl ServerConfig {
+    /// A server of `store` with `auth`: objects revalidated after a second on object stores,
+    /// 16 MiB of tarballs kept in memory, no API, no mirror.
+    pub fn new(store: hexrepo_store::Store, auth: Authenticator) -> ServerConfig {
+        ServerConfig {
+            store,
+            revalidate_after: Duration::from_secs(1),
+            auth,
+            cache_bytes: 16 << 20,
+            api: None,
+            mirror: None,
+        }
+    }
+}
+
+/// How the mirror is served.
+#[derive(Debug)]
+pub enum Mirror {
+    /// Only what its store holds (`hexrepo mirror sync`, `mirror import`): for air gaps.
+    Offline(hexrepo_store::Store),
+    /// A pull-through cache of the upstream over its store.
+    Lazy(Box<PullThrough>),
 }
 
 /// Where the mirror is served: clients set `HEX_MIRROR` (mix) or `HEX_CDN` (rebar3) to the
@@ -51,6 +76,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     objects: ObjectCache,
     mirror: Option<ObjectCache>,
+    pull_through: Option<Box<PullThrough>>,
     auth: Authenticator,
     metrics: Metrics,
     api: Option<ApiConfig>,
@@ -59,14 +85,23 @@ struct Inner {
 impl AppState {
     /// State for a configuration.
     pub fn new(config: ServerConfig) -> AppState {
+        let (mirror_store, pull_through) = match config.mirror {
+            None => (None, None),
+            Some(Mirror::Offline(store)) => (Some(store), None),
+            Some(Mirror::Lazy(pull)) => (Some(pull.store().clone()), Some(pull)),
+        };
+        let mut metrics = Metrics::default();
+        if let Some(pull) = &pull_through {
+            metrics.register_mirror(pull.events());
+        }
         AppState(Arc::new(Inner {
             objects: ObjectCache::new(config.store, config.cache_bytes, config.revalidate_after),
             // Its own budget, so mirrored tarballs never evict the private repository's.
-            mirror: config
-                .mirror
+            mirror: mirror_store
                 .map(|store| ObjectCache::new(store, config.cache_bytes, config.revalidate_after)),
+            pull_through,
             auth: config.auth,
-            metrics: Metrics::default(),
+            metrics,
             api: config.api,
         }))
     }
@@ -79,6 +114,11 @@ impl AppState {
     /// The authenticator.
     pub fn auth(&self) -> &Authenticator {
         &self.0.auth
+    }
+
+    /// The lazy mirror, when the mirror is served in lazy mode.
+    pub fn pull_through(&self) -> Option<&PullThrough> {
+        self.0.pull_through.as_deref()
     }
 
     /// The API configuration, when the API is on.
@@ -154,7 +194,7 @@ fn resource_routes(from: Served) -> Router<AppState> {
         )
 }
 
-/// Set on a response served from memory because the store could not confirm it.
+/// Set on a response the store (or, for the lazy mirror, the upstream) could not confirm.
 const STALE_HEADER: &str = "x-hexrepo-stale";
 
 /// Whether this request's reads need credentials, decided once by the access middleware.
@@ -171,14 +211,18 @@ async fn serve(
     let Some(resource) = resource else {
         return not_found();
     };
-    let objects = match from {
-        Served::Repository => &state.0.objects,
-        Served::Mirror => match &state.0.mirror {
-            Some(mirror) => mirror,
-            None => return not_found(),
+    let read = match from {
+        Served::Repository => state.0.objects.get(&resource).await,
+        Served::Mirror => match (&state.0.mirror, &state.0.pull_through) {
+            (None, _) => return not_found(),
+            (Some(mirror), None) => mirror.get(&resource).await,
+            (Some(mirror), Some(pull)) => match pull_through(pull, mirror, &resource).await {
+                Ok(read) => read,
+                Err(response) => return response,
+            },
         },
     };
-    match objects.get(&resource).await {
+    match read {
         Ok(Some(found)) => {
             let mut response = file_response(
                 &headers,
@@ -205,6 +249,51 @@ async fn serve(
             (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
         }
     }
+}
+
+/// Reads the resource from the lazy mirror's store once the pull-through made sure it holds
+/// it (a stored tarball is served without asking); the response when there is nothing to
+/// serve.
+async fn pull_through(
+    pull: &PullThrough,
+    mirror: &ObjectCache,
+    resource: &Resource,
+) -> Result<Result<Option<Found>, ReadError>, Response> {
+    if resource.kind() == Kind::Tarball
+        && let Ok(Some(found)) = mirror.get(resource).await
+    {
+        return Ok(Ok(Some(found)));
+    }
+    let stale = match pull.prepare(resource).await {
+        Ready::Current { changed } => {
+            if changed {
+                mirror.forget(&resource.storage_key());
+            }
+            false
+        }
+        Ready::Stale => true,
+        Ready::Missing => return Err(not_found()),
+        Ready::Unavailable => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                "upstream unavailable and not in the mirror, retry later\n",
+            )
+                .into_response());
+        }
+        Ready::Refused => {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "the upstream's file failed verification; not served\n",
+            )
+                .into_response());
+        }
+    };
+    let mut read = mirror.get(resource).await;
+    if let Ok(Some(found)) = &mut read {
+        found.stale |= stale;
+    }
+    Ok(read)
 }
 
 fn metrics_response(state: &AppState) -> Response {

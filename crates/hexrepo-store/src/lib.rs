@@ -57,6 +57,27 @@ pub struct Object {
     pub meta: Meta,
 }
 
+/// What one `stat` says of an object on local disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalVersion {
+    /// It exists, with this version token.
+    Present(String),
+    /// There is no such file.
+    Missing,
+    /// The `stat` failed otherwise (permissions, IO): only a read can tell more.
+    Unreadable,
+}
+
+impl LocalVersion {
+    /// The version token, when the file exists.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            LocalVersion::Present(token) => Some(token),
+            LocalVersion::Missing | LocalVersion::Unreadable => None,
+        }
+    }
+}
+
 /// The answer to a read that may be conditional.
 #[derive(Debug, Clone)]
 pub enum Fetched {
@@ -196,10 +217,9 @@ impl Store {
         }
     }
 
-    /// The object's current version token on local disk, from one `stat` (`Some(None)`: no such
-    /// file, or it cannot be read); `None` on object stores, which must be asked with
-    /// [`Store::fetch`].
-    pub fn local_version(&self, key: &StorageKey) -> Option<Option<String>> {
+    /// What one `stat` says of the object on local disk; `None` on object stores, which must
+    /// be asked with [`Store::fetch`].
+    pub fn local_version(&self, key: &StorageKey) -> Option<LocalVersion> {
         match &*self.backend {
             Backend::Local(disk) => Some(disk.version(&key.path())),
             Backend::Remote(_) => None,

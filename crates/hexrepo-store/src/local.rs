@@ -17,7 +17,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::error::{StoreError, io_err};
-use crate::{Fetched, Meta, Object, Precondition, STATE_DIR, Write};
+use crate::{Fetched, LocalVersion, Meta, Object, Precondition, STATE_DIR, Write};
 
 #[derive(Debug)]
 pub(crate) struct LocalDisk {
@@ -37,8 +37,12 @@ impl LocalDisk {
         self.root.join(path)
     }
 
-    pub(crate) fn version(&self, path: &str) -> Option<String> {
-        fs::metadata(self.file(path)).ok().map(|m| version_of(&m))
+    pub(crate) fn version(&self, path: &str) -> LocalVersion {
+        match fs::metadata(self.file(path)) {
+            Ok(meta) => LocalVersion::Present(version_of(&meta)),
+            Err(e) if is_missing(&e) => LocalVersion::Missing,
+            Err(_) => LocalVersion::Unreadable,
+        }
     }
 
     pub(crate) fn get(&self, path: &str, version: Option<&str>) -> Result<Fetched, StoreError> {

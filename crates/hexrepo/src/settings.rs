@@ -57,6 +57,12 @@ pub mod env {
     pub const UPSTREAM_NAME: &str = "HEXREPO_UPSTREAM_NAME";
     /// PEM file with the mirrored repository's public key.
     pub const UPSTREAM_PUBLIC_KEY: &str = "HEXREPO_UPSTREAM_PUBLIC_KEY";
+    /// `lazy` (a pull-through cache of the upstream) or `offline` (only what is stored).
+    pub const MIRROR_MODE: &str = "HEXREPO_MIRROR_MODE";
+    /// How long the lazy mirror serves a registry file before revalidating it upstream.
+    pub const MIRROR_TTL: &str = "HEXREPO_MIRROR_TTL";
+    /// How long the lazy mirror remembers an upstream 404.
+    pub const MIRROR_NEGATIVE_TTL: &str = "HEXREPO_MIRROR_NEGATIVE_TTL";
     /// How long `serve --mirror` waits after a mirror sync ends before the next (`1h`, `30m`).
     pub const MIRROR_SYNC_EVERY: &str = "HEXREPO_MIRROR_SYNC_EVERY";
     /// The packages mirrored (with their dependencies), comma-separated.
@@ -127,6 +133,15 @@ pub struct Flags {
     /// PEM file with the mirrored repository's public key [env: HEXREPO_UPSTREAM_PUBLIC_KEY; default: hex.pm's, built in].
     #[arg(long)]
     pub upstream_public_key: Option<PathBuf>,
+    /// lazy: fetch what is asked for from the upstream (verified, stored); offline: serve only what is stored [env: HEXREPO_MIRROR_MODE; default lazy].
+    #[arg(long)]
+    pub mirror_mode: Option<String>,
+    /// How long the lazy mirror serves a registry file before revalidating it upstream, e.g. 60s, 5m [env: HEXREPO_MIRROR_TTL; default 60s].
+    #[arg(long)]
+    pub mirror_ttl: Option<String>,
+    /// How long the lazy mirror remembers that upstream has no such file [env: HEXREPO_MIRROR_NEGATIVE_TTL; default 30s].
+    #[arg(long)]
+    pub mirror_negative_ttl: Option<String>,
     /// With --mirror, serve syncs the mirror at startup and then this long after each sync ends, e.g. 30m or 1h [env: HEXREPO_MIRROR_SYNC_EVERY; default off].
     #[arg(long, value_name = "DURATION")]
     pub mirror_sync_every: Option<String>,
@@ -157,6 +172,9 @@ struct FileConfig {
     upstream_url: Option<String>,
     upstream_name: Option<String>,
     upstream_public_key: Option<PathBuf>,
+    mirror_mode: Option<String>,
+    mirror_ttl: Option<String>,
+    mirror_negative_ttl: Option<String>,
     mirror_sync_every: Option<String>,
     mirror_packages: Option<Vec<String>>,
     #[serde(default)]
@@ -249,6 +267,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How `serve` serves the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// A pull-through cache: what is asked for is fetched from upstream, verified, stored.
+    Lazy,
+    /// Only what is stored (`hexrepo mirror sync`, `mirror import`): for air gaps.
+    Offline,
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Debug)]
 pub struct Settings {
@@ -290,6 +317,12 @@ pub struct Settings {
     pub upstream_name: Setting<String>,
     /// The mirrored repository's public key file; `None` for hex.pm's built-in key.
     pub upstream_public_key: Setting<Option<PathBuf>>,
+    /// How `serve` serves the mirror.
+    pub mirror_mode: Setting<MirrorMode>,
+    /// How long the lazy mirror trusts a registry file upstream confirmed.
+    pub mirror_ttl: Setting<Duration>,
+    /// How long the lazy mirror remembers an upstream 404.
+    pub mirror_negative_ttl: Setting<Duration>,
     /// How long `serve` waits after a mirror sync ends before the next; `None`: no syncs.
     pub mirror_sync_every: Setting<Option<Duration>>,
     /// Packages mirrored with their dependencies; empty for every package.
@@ -489,6 +522,30 @@ impl Settings {
                 (file.upstream_public_key.map(Some), f),
                 None,
             )?,
+            mirror_mode: choice(
+                pick(
+                    flags.mirror_mode,
+                    env::MIRROR_MODE,
+                    text,
+                    (file.mirror_mode, f),
+                    "lazy".into(),
+                )?,
+                &[("lazy", MirrorMode::Lazy), ("offline", MirrorMode::Offline)],
+            )?,
+            mirror_ttl: duration(pick(
+                flags.mirror_ttl,
+                env::MIRROR_TTL,
+                text,
+                (file.mirror_ttl, f),
+                "60s".into(),
+            )?)?,
+            mirror_negative_ttl: duration(pick(
+                flags.mirror_negative_ttl,
+                env::MIRROR_NEGATIVE_TTL,
+                text,
+                (file.mirror_negative_ttl, f),
+                "30s".into(),
+            )?)?,
             mirror_sync_every: interval(pick(
                 flags.mirror_sync_every,
                 env::MIRROR_SYNC_EVERY,
@@ -602,6 +659,9 @@ impl Settings {
             line("upstream_url", &self.upstream_url),
             line("upstream_name", &self.upstream_name),
             line("upstream_public_key", &self.upstream_public_key),
+            line("mirror_mode", &self.mirror_mode),
+            line("mirror_ttl", &self.mirror_ttl),
+            line("mirror_negative_ttl", &self.mirror_negative_ttl),
             line(
                 "mirror_sync_every",
                 &Setting {
@@ -625,6 +685,20 @@ impl Settings {
         }))
         .collect()
     }
+}
+
+/// A duration as people write it: `90s`, `5m`, `1h 30m`.
+fn duration(setting: Setting<String>) -> anyhow::Result<Setting<Duration>> {
+    let value = humantime::parse_duration(&setting.value).with_context(|| {
+        format!(
+            "invalid duration {:?} (from {}): use e.g. 30s, 5m, 1h",
+            setting.value, setting.origin
+        )
+    })?;
+    Ok(Setting {
+        value,
+        origin: setting.origin,
+    })
 }
 
 /// A comma-separated list, blanks dropped.
@@ -662,28 +736,24 @@ fn choice<T: Copy>(setting: Setting<String>, words: &[(&str, T)]) -> anyhow::Res
     )
 }
 
-/// A duration as people write it (`30m`, `1h`, `1h 30m`), or `off`.
+/// A [`duration`] above zero, or `off`.
 fn interval(setting: Setting<String>) -> anyhow::Result<Setting<Option<Duration>>> {
-    let value = match setting.value.trim() {
-        "off" => None,
-        raw => {
-            let duration = humantime::parse_duration(raw).with_context(|| {
-                format!(
-                    "invalid duration {raw:?} (from {}): use e.g. 30m, 1h or off",
-                    setting.origin
-                )
-            })?;
-            if duration.is_zero() {
-                bail!(
-                    "invalid duration {raw:?} (from {}): use one above zero, or off",
-                    setting.origin
-                );
-            }
-            Some(duration)
-        }
-    };
+    if setting.value.trim() == "off" {
+        return Ok(Setting {
+            value: None,
+            origin: setting.origin,
+        });
+    }
+    let raw = setting.value.clone();
+    let setting = duration(setting)?;
+    if setting.value.is_zero() {
+        bail!(
+            "invalid duration {raw:?} (from {}): use one above zero, or off",
+            setting.origin
+        );
+    }
     Ok(Setting {
-        value,
+        value: Some(setting.value),
         origin: setting.origin,
     })
 }

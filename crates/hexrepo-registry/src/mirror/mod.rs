@@ -1,10 +1,12 @@
 //! Mirroring an upstream Hex repository (hex.pm by default) into a store of its own, byte for
 //! byte: clients keep the upstream's public key and repository name (HEX-PROTOCOL.md §1.7
 //! "Mirrors", §8.25), so nothing here ever re-signs. Every upstream file is verified before it
-//! is stored ([`verify`]); [`sync`] is the eager `hexrepo mirror sync`.
+//! is stored ([`verify`]); [`sync`] is the eager `hexrepo mirror sync`, and [`archive`] carries
+//! a mirror across an air gap (`hexrepo mirror export` / `import`).
 //!
 //! No HTTP here: the upstream is a [`Source`](crate::verify::Source) the binary implements.
 
+pub mod archive;
 mod progress;
 pub mod sync;
 mod upstream;

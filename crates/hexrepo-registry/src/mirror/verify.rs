@@ -65,6 +65,10 @@ impl UpstreamFileError {
             problem: Box::new(problem),
         }
     }
+    /// Whether the upstream could not be asked (as opposed to a refused file).
+    pub fn is_fetch(&self) -> bool {
+        matches!(*self.problem, Problem::Fetch(_))
+    }
 }
 
 /// An upstream's identity: what its files must say and be signed with.

@@ -199,15 +199,18 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
     }))
 }
 
-/// The Release object of the Hex API. `metadata` saves reading the tarball back when the
-/// caller has it (a publish just parsed it).
+/// The Release object of the Hex API. `known` (a publish's metadata and the package it wrote)
+/// saves reading both back.
 pub fn release_json(
     api: &ApiConfig,
     name: &str,
     version: &str,
-    metadata: Option<&Metadata>,
+    known: Option<(&Metadata, &Package)>,
 ) -> Result<Value, RegistryError> {
-    let package = load_package(api, name)?;
+    let (metadata, package) = match known {
+        Some((metadata, package)) => (Some(metadata), std::borrow::Cow::Borrowed(package)),
+        None => (None, std::borrow::Cow::Owned(load_package(api, name)?)),
+    };
     let release = package
         .releases
         .iter()

@@ -70,8 +70,13 @@ async fn publish_release(
             Some(&meta.name),
             Some(&meta.version),
         )?;
-        let body =
-            release_json(api, &meta.name, &meta.version, Some(meta)).map_err(registry_error)?;
+        let body = release_json(
+            api,
+            &meta.name,
+            &meta.version,
+            Some((meta, &outcome.package)),
+        )
+        .map_err(registry_error)?;
         let location = format!(
             "{}/api/packages/{}/releases/{}",
             api.base_url, meta.name, meta.version

@@ -2,7 +2,6 @@
 //! `Expect: 100-continue` handshake over a real socket.
 
 use std::io::{Read as _, Write as _};
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use hexfmt::keys::PrivateKey;
@@ -49,12 +48,9 @@ fn api_repo() -> (Repo, String, String) {
     };
     let auth = Authenticator::new(ReadAuth::Auto, None, Some(keys));
     let app = router(AppState::new(ServerConfig {
-        store: Store::local(dir.path()),
-        revalidate_after: Duration::from_secs(1),
-        auth,
         cache_bytes: 0,
         api: Some(api),
-        mirror: None,
+        ..ServerConfig::new(Store::local(dir.path()), auth)
     }));
     (Repo { dir, app }, writer, reader)
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use hexrepo_server::auth::{Authenticator, ReadAuth};
-use hexrepo_server::{AppState, ServerConfig, router};
+use hexrepo_server::{AppState, Mirror, ServerConfig, router};
 use hexrepo_store::testing::S3Server;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 
@@ -16,13 +16,8 @@ use crate::support::{header, send};
 
 fn app(store: Store, revalidate_after: Duration) -> Router {
     router(AppState::new(ServerConfig {
-        // Only the API and key handling read it, and both are off here.
-        store,
         revalidate_after,
-        auth: Authenticator::new(ReadAuth::Public, None, None),
-        cache_bytes: 1 << 20,
-        api: None,
-        mirror: None,
+        ..ServerConfig::new(store, Authenticator::new(ReadAuth::Public, None, None))
     }))
 }
 
@@ -196,23 +191,21 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
     put(&mirror, StorageKey::package("jason"), b"mirrored").await;
     put(&mirror, StorageKey::tarball("jason", "1.4.0"), b"tarball").await;
     let app = router(AppState::new(ServerConfig {
-        store: repository.clone(),
-        revalidate_after: Duration::from_secs(1),
-        auth: Authenticator::new(ReadAuth::Required, None, None),
-        cache_bytes: 1 << 20,
-        api: None,
-        mirror: Some(mirror),
+        mirror: Some(Mirror::Offline(mirror)),
+        ..ServerConfig::new(
+            repository.clone(),
+            Authenticator::new(ReadAuth::Required, None, None),
+        )
     }));
     let (denied, _) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
 
     let app = router(AppState::new(ServerConfig {
-        store: repository.clone(),
-        revalidate_after: Duration::from_secs(1),
-        auth: Authenticator::new(ReadAuth::Public, None, None),
-        cache_bytes: 1 << 20,
-        api: None,
-        mirror: Some(Store::memory()),
+        mirror: Some(Mirror::Offline(Store::memory())),
+        ..ServerConfig::new(
+            repository.clone(),
+            Authenticator::new(ReadAuth::Public, None, None),
+        )
     }));
     let (missing, _) = get(&app, "/mirrors/hexpm/packages/acme", &[]).await;
     assert_eq!(
@@ -225,12 +218,11 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
     put(&mirror, StorageKey::package("jason"), b"mirrored").await;
     put(&mirror, StorageKey::tarball("jason", "1.4.0"), b"tarball").await;
     let app = router(AppState::new(ServerConfig {
-        store: repository.clone(),
-        revalidate_after: Duration::from_secs(1),
-        auth: Authenticator::new(ReadAuth::Public, None, None),
-        cache_bytes: 1 << 20,
-        api: None,
-        mirror: Some(mirror),
+        mirror: Some(Mirror::Offline(mirror)),
+        ..ServerConfig::new(
+            repository.clone(),
+            Authenticator::new(ReadAuth::Public, None, None),
+        )
     }));
     let (package, body) = get(&app, "/mirrors/hexpm/packages/jason", &[]).await;
     assert_eq!(

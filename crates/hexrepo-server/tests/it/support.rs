@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -112,14 +111,7 @@ pub fn repo(mode: ReadAuth, basic: Option<(&str, &str)>) -> Repo {
         basic.map(|(u, p)| BasicCredentials::new(u, p)),
         Some(keys),
     );
-    let app = router(AppState::new(ServerConfig {
-        store: Store::local(root),
-        revalidate_after: Duration::from_secs(1),
-        auth,
-        cache_bytes: 1 << 20,
-        api: None,
-        mirror: None,
-    }));
+    let app = router(AppState::new(ServerConfig::new(Store::local(root), auth)));
     Repo { dir, app }
 }
 

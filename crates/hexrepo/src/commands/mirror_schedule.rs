@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hexrepo_registry::mirror::sync::{DEFAULT_JOBS, Progress, SyncReport, summary};
 
-use super::mirror::Mirror;
+use super::mirror::MirrorSync;
 use crate::settings::Settings;
 
 /// The running schedule. Dropping it stops the schedule: between syncs the thread is joined; a
@@ -34,7 +34,7 @@ pub(super) fn start(settings: &Settings) -> anyhow::Result<Option<Schedule>> {
     let Some(every) = settings.mirror_sync_every.value else {
         return Ok(None);
     };
-    let mirror = Mirror::open(settings)?;
+    let mirror = MirrorSync::open(settings)?;
     let packages = settings.mirror_packages.value.clone();
     let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
     let shared = Arc::clone(&state);
@@ -48,7 +48,7 @@ pub(super) fn start(settings: &Settings) -> anyhow::Result<Option<Schedule>> {
     }))
 }
 
-fn run(mirror: &Mirror, packages: &[String], every: Duration, state: &(Mutex<State>, Condvar)) {
+fn run(mirror: &MirrorSync, packages: &[String], every: Duration, state: &(Mutex<State>, Condvar)) {
     let (lock, wake) = state;
     tracing::info!(
         every = %humantime::format_duration(every),
@@ -77,7 +77,7 @@ fn run(mirror: &Mirror, packages: &[String], every: Duration, state: &(Mutex<Sta
 }
 
 /// One sync, logged; a panic in it is logged too and leaves the schedule running.
-fn sync_once(mirror: &Mirror, packages: &[String]) {
+fn sync_once(mirror: &MirrorSync, packages: &[String]) {
     tracing::info!("mirror sync starting");
     let progress = |event| {
         if let Progress::Phase(phase) = event {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,13 +13,16 @@ use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::build::{BuildOptions, build};
 use hexrepo_registry::keys::KeyStore;
+use hexrepo_registry::mirror::shadowed;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
-use hexrepo_server::{AppState, MIRROR_PREFIX, ServerConfig, router};
+use hexrepo_server::pull_through::{PullThrough, PullThroughConfig};
+use hexrepo_server::{AppState, MIRROR_PREFIX, Mirror, ServerConfig, router};
 use hexrepo_store::{StorageKey, Store};
 use tokio::net::TcpListener;
 
-use crate::settings::{Flags, LogFormat, ReadAuth, Settings};
+use super::verify::HttpSource;
+use crate::settings::{Flags, LogFormat, MirrorMode, ReadAuth, Settings};
 
 /// How long a file read from an object store is served before asking whether it changed
 /// (local disk is checked on every request).
@@ -31,6 +35,7 @@ pub struct Args {
     flags: Flags,
 }
 
+#[allow(clippy::too_many_lines)] // startup, step by step in order; each step's detail is a helper
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
     let _log_guard = init_logging(settings.log_format.value);
@@ -42,20 +47,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let public_key = store
         .get(&StorageKey::PublicKey)?
         .and_then(|object| PublicKey::from_pem(&object.bytes).ok());
-    let auth = Authenticator::new(
-        match settings.read_auth.value {
-            ReadAuth::Auto => ServerReadAuth::Auto,
-            ReadAuth::Required => ServerReadAuth::Required,
-            ReadAuth::Public => ServerReadAuth::Public,
-        },
-        settings
-            .auth_username
-            .value
-            .as_deref()
-            .zip(settings.auth_password.value.as_deref())
-            .map(|(u, p)| BasicCredentials::new(u, p)),
-        Some(KeyStore::new(&store)),
-    );
+    let auth = authenticator(&settings, &store);
     let url = settings.public_url.value.clone();
     let api_key = std::fs::read(&settings.private_key.value)
         .ok()
@@ -68,8 +60,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             )
         })?;
     check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
-    let mirror = mirror_store(&settings)?;
-    // Held to the end: dropping it stops the scheduled syncs.
+    let mirror = mirror(&settings)?;
+    let private_names = if mirror.is_some() {
+        super::mirror::private_names(&settings)?
+    } else {
+        Vec::new()
+    };
+    let mirror_banner = mirror.as_ref().map(|m| mirror_banner(m, &settings));
     let _scheduled_sync = super::mirror_schedule::start(&settings)?;
     let make_state = |base_url: String| {
         let api = api_key.map(|key| ApiConfig {
@@ -85,7 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             auth,
             cache_bytes: settings.cache_mib.value * 1024 * 1024,
             api,
-            mirror: mirror.clone(),
+            mirror,
         })
     };
 
@@ -109,7 +106,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             format!("http://{host}:{}", local.port())
         });
+        let shutdown = shutdown_signal()?;
         let state = make_state(url.clone());
+        if state.pull_through().is_some() {
+            tokio::spawn(warn_shadowed(
+                state.clone(),
+                private_names,
+                settings.upstream_name.value.clone(),
+            ));
+        }
         print_banner(
             &repository,
             &url,
@@ -118,7 +123,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &state,
             &settings,
         );
-        print_mirror_banner(&url, mirror.as_ref(), &settings);
+        if let Some(banner) = &mirror_banner {
+            print_mirror_banner(&url, banner);
+        }
         tracing::info!(%local, "listening");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         // Responses are written whole; no reason to let Nagle delay the last segment.
@@ -126,7 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let _ = stream.set_nodelay(true);
         });
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
             .context("serving")?;
         tracing::info!("stopped");
@@ -267,25 +274,91 @@ fn print_banner(
     );
 }
 
-/// The mirror's store, when `serve` serves one.
-fn mirror_store(settings: &Settings) -> anyhow::Result<Option<Store>> {
-    if settings.mirror.value {
-        settings.open_mirror_store().map(Some)
-    } else {
-        Ok(None)
+/// Who may read and publish: basic auth from the settings, keys from the store.
+fn authenticator(settings: &Settings, store: &Store) -> Authenticator {
+    Authenticator::new(
+        match settings.read_auth.value {
+            ReadAuth::Auto => ServerReadAuth::Auto,
+            ReadAuth::Required => ServerReadAuth::Required,
+            ReadAuth::Public => ServerReadAuth::Public,
+        },
+        settings
+            .auth_username
+            .value
+            .as_deref()
+            .zip(settings.auth_password.value.as_deref())
+            .map(|(u, p)| BasicCredentials::new(u, p)),
+        Some(KeyStore::new(store)),
+    )
+}
+
+/// The mirror, when `serve` serves one.
+fn mirror(settings: &Settings) -> anyhow::Result<Option<Mirror>> {
+    if !settings.mirror.value {
+        return Ok(None);
+    }
+    let store = settings.open_mirror_store()?;
+    if let Some(root) = store.local_root() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    }
+    Ok(Some(match settings.mirror_mode.value {
+        MirrorMode::Offline => Mirror::Offline(store),
+        MirrorMode::Lazy => {
+            let described = store.describe().to_string();
+            let config = PullThroughConfig {
+                upstream: Arc::new(HttpSource::new(&settings.upstream_url.value, None)?),
+                origin: super::mirror::origin(settings)?,
+                ttl: settings.mirror_ttl.value,
+                negative_ttl: settings.mirror_negative_ttl.value,
+            };
+            Mirror::Lazy(Box::new(
+                PullThrough::new(store, config)
+                    .with_context(|| format!("preparing the mirror in {described}"))?,
+            ))
+        }
+    }))
+}
+
+/// Logs a warning for each private package whose name the lazy mirror's upstream also has.
+async fn warn_shadowed(state: AppState, private: Vec<String>, upstream: String) {
+    let Some(pull) = state.pull_through() else {
+        return;
+    };
+    match pull.upstream_names().await {
+        Ok(names) => {
+            for name in shadowed(private.iter().map(String::as_str), &names) {
+                tracing::warn!("{}", super::mirror::shadowed_warning(&name, &upstream));
+            }
+        }
+        Err(why) => tracing::warn!(
+            "cannot compare the private package names with {upstream:?}'s: its names file is {why:?}"
+        ),
     }
 }
 
-fn print_mirror_banner(url: &str, mirror: Option<&Store>, settings: &Settings) {
-    let Some(mirror) = mirror else { return };
-    let mirror_url = format!("{url}{MIRROR_PREFIX}");
-    println!(
-        "\nmirror of {:?} ({}) from {}, offline (serves what `hexrepo mirror sync` stored), \
-         same read access as the repository: {mirror_url}",
+/// The mirror's banner line, less its URL.
+fn mirror_banner(mirror: &Mirror, settings: &Settings) -> String {
+    let (store, how) = match mirror {
+        Mirror::Offline(store) => (store, "offline (serves only what is stored)".to_owned()),
+        Mirror::Lazy(pull) => (
+            pull.store(),
+            format!(
+                "lazy (fetches what is asked for, verified; registry files revalidated after {})",
+                humantime::format_duration(settings.mirror_ttl.value)
+            ),
+        ),
+    };
+    format!(
+        "mirror of {:?} ({}) in {}, {how}, same read access as the repository",
         settings.upstream_name.value,
         settings.upstream_url.value,
-        mirror.describe()
-    );
+        store.describe()
+    )
+}
+
+fn print_mirror_banner(url: &str, banner: &str) {
+    let mirror_url = format!("{url}{MIRROR_PREFIX}");
+    println!("\n{banner}: {mirror_url}");
     println!("  mix:    HEX_MIRROR={mirror_url}");
     println!("  rebar3: HEX_CDN={mirror_url}");
 }
@@ -312,18 +385,18 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight responses then finish before `serve` returns.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM or SIGINT. The handlers are installed now, before the banner tells
+/// anyone the server is up: a signal sent right after it is a graceful stop, not a kill.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

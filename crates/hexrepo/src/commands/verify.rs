@@ -46,6 +46,8 @@ impl HttpSource {
     pub(super) fn new(base: &str, auth: Option<String>) -> anyhow::Result<HttpSource> {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_mins(1))
+            // An unreachable upstream should fail fast: the lazy mirror then serves its copy.
+            .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("hexrepo/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("starting the HTTP client")?;

@@ -7,6 +7,8 @@ mod clients;
 mod hexrepo_build;
 mod interop;
 mod mirror;
+mod mirror_archive;
+mod mirror_lazy;
 mod mirror_progress;
 mod mirror_resume;
 mod mirror_schedule;

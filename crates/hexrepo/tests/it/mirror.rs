@@ -5,15 +5,13 @@
 
 use std::fs;
 
-use crate::clients::{Rebar3Project, create_package};
+use crate::clients::create_package;
 use crate::mirror_support::{
-    UPSTREAM, Upstream, build_repository, files, keygen, requests_for, sync_failing, sync_ok,
+    UPSTREAM, Upstream, build_repository, files, keygen, rebar3_resolves_alpha_through,
+    requests_for, sync_failing, sync_ok,
 };
 use crate::serve_support::{HexrepoServer, hexrepo_in};
-use crate::support::{
-    StaticServer, all_output, describe, output_of, read_text, require_rebar3_and_nginx,
-    sha256_upper, temp_dir,
-};
+use crate::support::{StaticServer, all_output, output_of, require_rebar3_and_nginx, temp_dir};
 
 #[test]
 fn mirror_sync_of_an_allow_list_fetches_exactly_its_closure_byte_for_byte() {
@@ -243,47 +241,13 @@ fn rebar3_fetches_through_the_mirror_with_the_upstream_stopped() {
         &work.path().join("private_key.pem"),
         &[
             "--mirror",
+            "--mirror-mode",
+            "offline",
             "--mirror-storage",
             mirror.path().to_str().unwrap(),
         ],
     );
-    let mirror_url = format!("{}/mirrors/hexpm", server.url());
-    server.wait_for_stdout(&format!("HEX_CDN={mirror_url}"));
-
-    // rebar3 keeps the repository name `hexpm`; only its key is the test upstream's.
-    let key = read_text(&upstream.public_key());
-    let project = Rebar3Project::new("unused", &key, &[("alpha", "1.0.0")]);
-    fs::write(
-        project.dir().join("rebar.config"),
-        format!(
-            "{{deps, [{{alpha, \"1.0.0\"}}]}}.\n\
-             {{hex, [{{repos, [#{{name => <<\"hexpm\">>,\n\
-             \x20   repo_public_key => <<\"{}\">>}}]}}]}}.\n",
-            key.replace('\\', "\\\\").replace('"', "\\\"")
-        ),
-    )
-    .unwrap();
-    let mut cmd = project.rebar3(&["get-deps"]);
-    cmd.env("HEX_CDN", &mirror_url);
-    let output = output_of(&mut cmd);
-    assert!(
-        output.status.success(),
-        "rebar3 through the mirror: {}\n--- hexrepo log ---\n{}",
-        describe(&cmd, &output),
-        server.log()
-    );
-    let lock = project.lock();
-    assert_eq!(
-        lock.versions.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["alpha", "beta", "gamma"]
-    );
-    assert_eq!(lock.versions["gamma"], "1.1.0");
-    for (name, version) in &lock.versions {
-        let tarball = upstream
-            .public()
-            .join(format!("tarballs/{name}-{version}.tar"));
-        assert_eq!(lock.pkg_hash_ext[name], sha256_upper(&tarball), "{name}");
-    }
+    rebar3_resolves_alpha_through(&server, &upstream);
     assert!(
         server
             .log()

@@ -1,4 +1,4 @@
-//! `serve --mirror --mirror-sync-every`: syncs from a running server at startup and after each
+//! `serve --mirror --mirror-mode offline --mirror-sync-every`: syncs from a running server at startup and after each
 //! interval, of the `--mirror-package` allow-list only, logged through `tracing`, with the
 //! server serving whatever they do; and the two settings' layers and refusals.
 
@@ -16,7 +16,8 @@ use crate::support::{
 /// How long a scheduled sync may take to show its effect on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// `hexrepo serve --mirror --mirror-sync-every 1s` of `upstream_url` into `mirror`, with `extra`.
+/// `hexrepo serve --mirror --mirror-mode offline --mirror-sync-every 1s` of `upstream_url` into
+/// `mirror`, with `extra`.
 fn serve_mirror(
     work: &Path,
     mirror: &Path,
@@ -26,6 +27,9 @@ fn serve_mirror(
 ) -> HexrepoServer {
     let mut args = vec![
         "--mirror",
+        // Offline: what the server serves comes from the scheduled syncs alone.
+        "--mirror-mode",
+        "offline",
         "--mirror-storage",
         mirror.to_str().unwrap(),
         "--mirror-sync-every",

@@ -6,10 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::clients::create_package;
-use crate::serve_support::hexrepo_in;
+use crate::clients::{Rebar3Project, create_package};
+use crate::serve_support::{HexrepoServer, hexrepo_in};
 use crate::support::{
-    StaticServer, all_output, describe, output_of, run, stdout_text, temp_dir, tool,
+    StaticServer, all_output, describe, output_of, read_text, run, sha256_upper, stdout_text,
+    temp_dir, tool,
 };
 
 /// The mirrored repository's name, as hex.pm's.
@@ -189,4 +190,45 @@ pub fn requests_for(server: &StaticServer, path: &str) -> usize {
         .lines()
         .filter(|l| l.contains(&needle))
         .count()
+}
+
+/// rebar3 resolves `{alpha, "1.0.0"}` with `HEX_CDN` at `server`'s mirror, keeping the
+/// repository name `hexpm` and trusting only the upstream's key: the lock holds alpha's
+/// closure (gamma at 1.1.0) with the upstream tarballs' SHA-256.
+pub fn rebar3_resolves_alpha_through(server: &HexrepoServer, upstream: &Upstream) {
+    let mirror_url = format!("{}/mirrors/hexpm", server.url());
+    server.wait_for_stdout(&format!("HEX_CDN={mirror_url}"));
+    let key = read_text(&upstream.public_key());
+    let project = Rebar3Project::new("unused", &key, &[]);
+    fs::write(
+        project.dir().join("rebar.config"),
+        format!(
+            "{{deps, [{{alpha, \"1.0.0\"}}]}}.\n\
+             {{hex, [{{repos, [#{{name => <<\"hexpm\">>,\n\
+             \x20   repo_public_key => <<\"{}\">>}}]}}]}}.\n",
+            key.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+    )
+    .unwrap();
+    let mut cmd = project.rebar3(&["get-deps"]);
+    cmd.env("HEX_CDN", &mirror_url);
+    let output = output_of(&mut cmd);
+    assert!(
+        output.status.success(),
+        "rebar3 through the mirror: {}\n--- hexrepo log ---\n{}",
+        describe(&cmd, &output),
+        server.log()
+    );
+    let lock = project.lock();
+    assert_eq!(
+        lock.versions.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["alpha", "beta", "gamma"]
+    );
+    assert_eq!(lock.versions["gamma"], "1.1.0");
+    for (name, version) in &lock.versions {
+        let tarball = upstream
+            .public()
+            .join(format!("tarballs/{name}-{version}.tar"));
+        assert_eq!(lock.pkg_hash_ext[name], sha256_upper(&tarball), "{name}");
+    }
 }
