@@ -77,7 +77,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Adds the lazy mirror's upstream answers (see [`crate::pull_through::Events`]).
+    /// Adds the lazy mirror's upstream answers (see [`crate::pull_through::PullThrough::events`]).
     pub fn register_mirror(&mut self, events: &Family<UpstreamLabels, Counter>) {
         self.registry.register(
             "mirror_upstream_answers",

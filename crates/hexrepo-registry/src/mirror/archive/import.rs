@@ -48,7 +48,7 @@ impl ImportReport {
     }
 }
 
-/// Imports an archive written by [`export`](super::export) into `store`, verifying it with `origin`. The
+/// Imports an archive written by [`export`](super::export()) into `store`, verifying it with `origin`. The
 /// archive's own `public_key` is only checked against `origin.key`: it must be the same key
 /// (in either PEM form). The mirror's `public_key` is written as `origin.key`, as a sync writes
 /// it. The reader must seek, because the headers are checked in a first pass.
