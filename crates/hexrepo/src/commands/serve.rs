@@ -35,7 +35,6 @@ pub struct Args {
     flags: Flags,
 }
 
-#[allow(clippy::too_many_lines)] // startup, step by step in order; each step's detail is a helper
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
     let _log_guard = init_logging(settings.log_format.value);
@@ -49,16 +48,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .and_then(|object| PublicKey::from_pem(&object.bytes).ok());
     let auth = authenticator(&settings, &store);
     let url = settings.public_url.value.clone();
-    let api_key = std::fs::read(&settings.private_key.value)
-        .ok()
-        .map(|pem| PrivateKey::from_pem(&pem))
-        .transpose()
-        .with_context(|| {
-            format!(
-                "reading private key {}",
-                settings.private_key.value.display()
-            )
-        })?;
+    let api_key = read_private_key(&settings)?;
     check_keys_match(api_key.as_ref(), public_key.as_ref(), &settings, &store)?;
     let mirror = mirror(&settings)?;
     let private_names = if mirror.is_some() {
@@ -140,6 +130,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signing key, when its file exists: the API is on with it.
+fn read_private_key(settings: &Settings) -> anyhow::Result<Option<PrivateKey>> {
+    std::fs::read(&settings.private_key.value)
+        .ok()
+        .map(|pem| PrivateKey::from_pem(&pem))
+        .transpose()
+        .with_context(|| {
+            format!(
+                "reading private key {}",
+                settings.private_key.value.display()
+            )
+        })
 }
 
 /// The API must sign with the key whose public half clients trust.
