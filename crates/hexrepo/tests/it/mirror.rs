@@ -7,17 +7,15 @@ use std::fs;
 
 use crate::clients::create_package;
 use crate::mirror_support::{
-    UPSTREAM, Upstream, build_repository, files, keygen, rebar3_resolves_alpha_through,
-    requests_for, sync_failing, sync_ok,
+    UPSTREAM, Upstream, build_repository, files, keygen, offline_mirror_server,
+    rebar3_resolves_alpha_through, requests_for, served_upstream, sync_failing, sync_ok,
 };
-use crate::serve_support::{HexrepoServer, hexrepo_in};
+use crate::serve_support::hexrepo_in;
 use crate::support::{StaticServer, all_output, output_of, require_rebar3_and_nginx, temp_dir};
 
 #[test]
 fn mirror_sync_of_an_allow_list_fetches_exactly_its_closure_byte_for_byte() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     // A private repository with a package named like a public one.
     let private = temp_dir();
     let private_public = private.path().join("public");
@@ -90,9 +88,7 @@ fn mirror_sync_of_an_allow_list_fetches_exactly_its_closure_byte_for_byte() {
 
 #[test]
 fn mirror_sync_resumes_without_refetching_verified_tarballs() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (mirror, private) = (temp_dir(), temp_dir());
     let sync_alpha = || {
         sync_ok(
@@ -137,9 +133,7 @@ fn mirror_sync_resumes_without_refetching_verified_tarballs() {
 
 #[test]
 fn mirror_sync_refuses_tampered_upstream_files_and_stores_none_of_them() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let public = upstream.public();
 
     // A tarball whose bytes are not what packages/gamma signs.
@@ -235,18 +229,7 @@ fn rebar3_fetches_through_the_mirror_with_the_upstream_stopped() {
         );
     } // nginx stopped: the mirror is all there is.
 
-    let server = HexrepoServer::start(
-        work.path(),
-        &work.path().join("public"),
-        &work.path().join("private_key.pem"),
-        &[
-            "--mirror",
-            "--mirror-mode",
-            "offline",
-            "--mirror-storage",
-            mirror.path().to_str().unwrap(),
-        ],
-    );
+    let server = offline_mirror_server(work.path(), mirror.path());
     rebar3_resolves_alpha_through(&server, &upstream);
     assert!(
         server

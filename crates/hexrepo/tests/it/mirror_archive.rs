@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::mirror_support::{
-    UPSTREAM, Upstream, build_repository, files, keygen, rebar3_resolves_alpha_through, sync_ok,
+    UPSTREAM, Upstream, build_repository, files, keygen, offline_mirror_server,
+    rebar3_resolves_alpha_through, sync_ok,
 };
-use crate::serve_support::{HexrepoServer, hexrepo_in};
+use crate::serve_support::hexrepo_in;
 use crate::support::{
     StaticServer, all_output, describe, output_of, require_rebar3_and_nginx, stdout_text, temp_dir,
 };
@@ -199,18 +200,7 @@ fn mirror_archive_carries_a_mirror_byte_for_byte_that_rebar3_resolves_offline() 
     // Mirror B served with the upstream stopped (since `Exported::new`): rebar3 resolves
     // alpha's closure through it, as in mirror.rs's rebar3 test.
     let work = temp_dir();
-    let server = HexrepoServer::start(
-        work.path(),
-        &work.path().join("public"),
-        &work.path().join("private_key.pem"),
-        &[
-            "--mirror",
-            "--mirror-mode",
-            "offline",
-            "--mirror-storage",
-            target.to_str().unwrap(),
-        ],
-    );
+    let server = offline_mirror_server(work.path(), &target);
     rebar3_resolves_alpha_through(&server, &exported.upstream);
 }
 

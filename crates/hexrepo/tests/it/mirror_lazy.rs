@@ -12,11 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::clients::{Rebar3Project, create_package};
-use crate::mirror_support::{UPSTREAM, Upstream, build_repository, files, keygen, requests_for};
-use crate::serve_support::{HexrepoServer, HttpResponse, http_get};
-use crate::support::{
-    StaticServer, describe, output_of, read_text, require_rebar3_and_nginx, sha256_upper, temp_dir,
+use crate::mirror_support::{
+    UPSTREAM, Upstream, build_repository, files, keygen, requests_for, served_upstream,
 };
+use crate::serve_support::{HexrepoServer, HttpResponse, http_get};
+use crate::support::{StaticServer, describe, output_of, read_text, sha256_upper, temp_dir};
 
 /// Registry files are revalidated after this long (the `--mirror-ttl` the tests use).
 const TTL: Duration = Duration::from_secs(2);
@@ -131,9 +131,7 @@ fn wait_past(ttl: Duration) {
 
 #[test]
 fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keeps_only_those() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (mirror, work) = (temp_dir(), temp_dir());
     // A private package named like one upstream (delta): reported, never silently shadowed.
     private_repository(work.path(), &["delta", "omega"]);
@@ -241,9 +239,7 @@ fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keep
 
 #[test]
 fn lazy_mirror_makes_one_upstream_request_per_miss_remembers_404s_and_revalidates_with_etags() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (mirror, work) = (temp_dir(), temp_dir());
     let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
 
@@ -357,9 +353,7 @@ fn lazy_mirror_makes_one_upstream_request_per_miss_remembers_404s_and_revalidate
 
 #[test]
 fn lazy_mirror_refuses_tampered_upstream_files_and_keeps_serving_its_verified_copy() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (mirror, work) = (temp_dir(), temp_dir());
     let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
     let public = upstream.public();

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::mirror_support::{UPSTREAM, Upstream, files, requests_for, sync_command};
-use crate::serve_support::{HexrepoServer, hexrepo_in, http_get, output_within};
-use crate::support::{
-    StaticServer, all_output, describe, require_rebar3_and_nginx, run, stdout_text, temp_dir,
+use crate::mirror_support::{
+    UPSTREAM, Upstream, files, requests_for, served_upstream, sync_command,
 };
+use crate::serve_support::{HexrepoServer, hexrepo_in, http_get, output_within};
+use crate::support::{all_output, describe, require_rebar3_and_nginx, run, stdout_text, temp_dir};
 
 /// How long a scheduled sync may take to show its effect on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -65,9 +65,7 @@ fn wait_until(what: &str, ready: impl Fn() -> bool, context: impl Fn() -> String
 
 #[test]
 fn serve_syncs_the_allow_list_at_startup_and_picks_up_a_new_upstream_release() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (work, mirror) = (temp_dir(), temp_dir());
     let server = serve_mirror(
         work.path(),
@@ -235,9 +233,7 @@ fn the_schedule_settings_resolve_in_layers_and_a_schedule_without_the_mirror_is_
 
 #[test]
 fn mirror_sync_without_package_flags_mirrors_the_mirror_packages_setting() {
-    require_rebar3_and_nginx();
-    let upstream = Upstream::new();
-    let nginx = StaticServer::start(&upstream.public());
+    let (upstream, nginx) = served_upstream();
     let (mirror, private) = (temp_dir(), temp_dir());
     let mut cmd = sync_command(&upstream, &nginx.url(), mirror.path(), private.path(), &[]);
     cmd.env("HEXREPO_MIRROR_PACKAGES", "beta");

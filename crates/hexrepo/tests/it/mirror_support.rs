@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use crate::clients::{Rebar3Project, create_package};
 use crate::serve_support::{HexrepoServer, hexrepo_in};
 use crate::support::{
-    StaticServer, all_output, describe, output_of, read_text, run, sha256_upper, stdout_text,
-    temp_dir, tool,
+    StaticServer, all_output, describe, output_of, read_text, require_rebar3_and_nginx, run,
+    sha256_upper, stdout_text, temp_dir, tool,
 };
 
 /// The mirrored repository's name, as hex.pm's.
@@ -73,6 +73,31 @@ impl Upstream {
             &self.tmp.path().join("upstream_key.pem"),
         );
     }
+}
+
+/// The local upstream, served by nginx (rebar3 builds its packages; both are required).
+pub fn served_upstream() -> (Upstream, StaticServer) {
+    require_rebar3_and_nginx();
+    let upstream = Upstream::new();
+    let nginx = StaticServer::start(&upstream.public());
+    (upstream, nginx)
+}
+
+/// `hexrepo serve --mirror --mirror-mode offline` of `mirror`, its private repository in
+/// `work`: what the mirror holds is all it serves.
+pub fn offline_mirror_server(work: &Path, mirror: &Path) -> HexrepoServer {
+    HexrepoServer::start(
+        work,
+        &work.join("public"),
+        &work.join("private_key.pem"),
+        &[
+            "--mirror",
+            "--mirror-mode",
+            "offline",
+            "--mirror-storage",
+            mirror.to_str().unwrap(),
+        ],
+    )
 }
 
 /// `hexrepo keygen --out DIR/FILE`.
