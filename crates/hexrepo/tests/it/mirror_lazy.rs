@@ -383,22 +383,19 @@ fn lazy_mirror_refuses_tampered_upstream_files_and_keeps_serving_its_verified_co
     let upstream_key = upstream.tmp.path().join("upstream_key.pem");
     build_repository(&renamed_public, "notpm", &upstream_key);
 
-    fs::copy(
-        impostor_public.join("packages/alpha"),
-        public.join("packages/alpha"),
-    )
-    .unwrap();
-    fs::copy(
-        impostor_public.join("packages/delta"),
-        public.join("packages/delta"),
-    )
-    .unwrap();
-    fs::copy(renamed_public.join("names"), public.join("names")).unwrap();
-    fs::write(
-        public.join("tarballs/gamma-1.0.0.tar"),
-        b"not what was signed",
-    )
-    .unwrap();
+    let read = |path: &Path| fs::read(path).unwrap();
+    replace_upstream_file(
+        &public,
+        "packages/alpha",
+        &read(&impostor_public.join("packages/alpha")),
+    );
+    replace_upstream_file(
+        &public,
+        "packages/delta",
+        &read(&impostor_public.join("packages/delta")),
+    );
+    replace_upstream_file(&public, "names", &read(&renamed_public.join("names")));
+    replace_upstream_file(&public, "tarballs/gamma-1.0.0.tar", b"not what was signed");
 
     // Nothing stored to fall back on: a 502, and nothing of it stored.
     assert_eq!(get(&server, "packages/alpha").status, 502);
@@ -438,6 +435,20 @@ fn lazy_mirror_refuses_tampered_upstream_files_and_keeps_serving_its_verified_co
             "{expected:?} not in the log:\n{log}"
         );
     }
+}
+
+/// Replaces an upstream file with `bytes`, dated an hour ahead: nginx's ETag is the size and
+/// the mtime in seconds, so a same-size file written within the second would keep the old
+/// ETag and earn a 304.
+fn replace_upstream_file(public: &Path, path: &str, bytes: &[u8]) {
+    let file = public.join(path);
+    fs::write(&file, bytes).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_hours(1);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(later))
+        .unwrap();
 }
 
 /// The server's log once it mentions `needle` (log lines are written in the background).
