@@ -21,81 +21,37 @@ set -euo pipefail
 RUNS=${1:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/build.sh [RUNS]" >&2; exit 2; }
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Targets (issue text) and the mix reference figure.
 T_FULL=0.8 T_NOCHANGE=0.1 T_ADDONE=0.1 T_RSS_MIB=64 MIX_S=4.4
-PACKAGES=1000 VERSIONS=5 EXPECTED=$((PACKAGES * VERSIONS))
+PACKAGES=$CORPUS_PACKAGES VERSIONS=$CORPUS_VERSIONS EXPECTED=$CORPUS_TARBALLS
 REPO_NAME=bench
 
-CORPUS=$ROOT/target/bench-corpus
+CORPUS=$BENCH_CORPUS
 WORK=$ROOT/target/bench-work
-say() { printf '\n== %s\n' "$*"; }
 
 # ---------------------------------------------------------------------------------------------
 say "tools"
-need_apt() { # need_apt COMMAND PACKAGE...
-    command -v "$1" >/dev/null && return 0
-    echo "$1 not found; installing ${*:2}"
-    if [[ $(id -u) == 0 ]]; then
-        apt-get install -y "${@:2}" >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y "${@:2}" >/dev/null 2>&1; } || true
-    fi
-    command -v "$1" >/dev/null
-}
-need_apt /usr/bin/time time || { echo "bench: /usr/bin/time is required (apt-get install -y time)" >&2; exit 2; }
+need_tool /usr/bin/time time
 HAVE_HYPERFINE=0
 if need_apt hyperfine hyperfine; then HAVE_HYPERFINE=1; echo "timing with $(hyperfine --version)"
 else echo "hyperfine unavailable: timing with a date +%s%N loop"; fi
 
-say "release build"
-cargo build --release -p hexrepo
-mkdir -p "$WORK"
-# Freeze the binary so a rebuild elsewhere during the run cannot change what is measured.
-BIN=$WORK/hexrepo
-cp -f target/release/hexrepo "$BIN"
+build_release "$WORK/hexrepo"
 
 # ---------------------------------------------------------------------------------------------
-say "corpus"
-count_tars() { find "$1" -maxdepth 1 -name '*.tar' -type f 2>/dev/null | wc -l; }
-if [[ $(count_tars "$CORPUS/tarballs") -ne $EXPECTED ]]; then
-    rm -rf "$CORPUS/tarballs.tmp"
-    mkdir -p "$CORPUS"
-    if [[ -n ${HEXREPO_BENCH_CORPUS:-} && $(count_tars "$HEXREPO_BENCH_CORPUS") -eq $EXPECTED ]]; then
-        echo "copying the corpus from $HEXREPO_BENCH_CORPUS"
-        mkdir -p "$CORPUS/tarballs.tmp"
-        cp -a "$HEXREPO_BENCH_CORPUS"/*.tar "$CORPUS/tarballs.tmp/"
-    else
-        need_apt rebar3 erlang-base rebar3 || true
-        echo "generating: tools/gen-corpus $CORPUS/tarballs $PACKAGES $VERSIONS (takes a while)"
-        tools/gen-corpus "$CORPUS/tarballs.tmp" "$PACKAGES" "$VERSIONS"
-    fi
-    [[ $(count_tars "$CORPUS/tarballs.tmp") -eq $EXPECTED ]] ||
-        { echo "bench: corpus does not have $EXPECTED tarballs" >&2; exit 1; }
-    rm -rf "$CORPUS/tarballs"
-    mv "$CORPUS/tarballs.tmp" "$CORPUS/tarballs"
-fi
-echo "$(count_tars "$CORPUS/tarballs") tarballs, $(du -sh "$CORPUS/tarballs" | cut -f1) in $CORPUS/tarballs"
-KEY=$CORPUS/private_key.pem
-[[ -s $KEY ]] || "$BIN" keygen --out "$KEY" >/dev/null
+ensure_corpus
+ensure_key
 # The add-one tarball: the newest version of a package in the middle of the corpus.
 HELD=$(cd "$CORPUS/tarballs" && ls pkg_00500-*.tar | sort -V | tail -n 1)
 echo "add-one tarball: $HELD"
 
 # ---------------------------------------------------------------------------------------------
-say "machine"
-CPUS=$(nproc)
-echo "CPUs: $CPUS ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
-echo "binary: $("$BIN" --version) ($ROOT/target/release/hexrepo)"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n $(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null) ]] &&
-        echo " + uncommitted changes (git diff HEAD sha256 $(git diff HEAD 2>/dev/null | sha256sum | cut -c1-12))")"
-echo "binary sha256: $(sha256sum "$BIN" | cut -c1-12)"
-LOAD0=$(cut -d' ' -f1 /proc/loadavg)
-echo "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) (should be near 0)"
-awk -v l="$LOAD0" 'BEGIN {exit !(l >= 0.5)}' &&
-    echo "WARNING: the machine is busy; wall times will be inflated (CPU times less so)"
+machine_info
+LOAD0=$(load1)
+warn_if_busy 0.5 "wall times will be inflated (CPU times less so)"
 echo "runs per case: $RUNS"
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +72,7 @@ if sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then DROP_CACHES=1
 say "work folders"
 rm -rf "$FULL" "$NOCH" "$ADD" "$POOL" "$USED"
 sync
-DELETED_AT=$(date +%s)
+mark_deleted "$WORK/deleted-at"
 mkdir -p "$POOL" "$USED"
 fresh() { mkdir -p "$1" && cp -al "$CORPUS/tarballs" "$1/tarballs"; }
 # Full builds: the check run, RUNS timed, RUNS for RSS, RUNS cold; plus spares.
@@ -129,11 +85,7 @@ rm -f "$ADD/tarballs/$HELD"
 "$BIN" build "$ADD" --name "$REPO_NAME" --private-key "$KEY" >/dev/null 2>&1
 sync
 echo "$NPOOL fresh folders for full builds, one built folder each for no-change and add-one"
-WAIT=$((DELETED_AT + 61 - $(date +%s)))
-if ((WAIT > 0)); then
-    echo "waiting ${WAIT} s for ext4 to stop treating the inodes just deleted as recent"
-    sleep "$WAIT"
-fi
+wait_since_deleted "$WORK/deleted-at"
 
 # Each reset ends with `sync -f` so the timed build's syncfs does not pay for the reset's writes.
 cat >"$WORK/prep-full.sh" <<EOF
@@ -194,9 +146,7 @@ measure() {
             t1=$(date +%s%N)
             times+=("$((t1 - t0))")
         done
-        read -r med min max < <(printf '%s\n' "${times[@]}" | sort -n | awk '
-            {v[NR]=$1} END {m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
-                            printf "%.6f %.6f %.6f\n", m/1e9, v[1]/1e9, v[NR]/1e9}')
+        read -r med _ min max < <(printf '%s\n' "${times[@]}" | stats - 1e-9 6)
     fi
     printf -v "MED_$key" %s "$med"; printf -v "MIN_$key" %s "$min"; printf -v "MAX_$key" %s "$max"
     printf -v "CPU_$key" %s "$cpu"
@@ -224,14 +174,11 @@ rss=()
 for ((i = 0; i < RUNS; i++)); do
     bash "$WORK/prep-full.sh"
     /usr/bin/time -v -o "$WORK/time-v.txt" "$BIN" build "$FULL" --name "$REPO_NAME" --private-key "$KEY" >/dev/null 2>&1
-    rss+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time-v.txt")")
+    rss+=("$(time_v "$WORK/time-v.txt" "Maximum resident set size")")
     printf '  run %d: %s KiB, %s wall, %s%% CPU\n' "$((i + 1))" "${rss[-1]}" \
-        "$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time-v.txt")" \
-        "$(awk -F': ' '/Percent of CPU/ {print $2}' "$WORK/time-v.txt" | tr -d %)"
+        "$(time_v "$WORK/time-v.txt" "Elapsed (wall clock)")" "$(time_v "$WORK/time-v.txt" "Percent of CPU" | tr -d %)"
 done
-read -r RSS_MED RSS_MIN RSS_MAX < <(printf '%s\n' "${rss[@]}" | sort -n | awk '
-    {v[NR]=$1} END {m = NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
-                    printf "%.1f %.1f %.1f\n", m/1024, v[1]/1024, v[NR]/1024}')
+read -r RSS_MED _ RSS_MIN RSS_MAX < <(printf '%s\n' "${rss[@]}" | stats - 0.0009765625 1)
 printf '  peak RSS: median %.1f MiB (min %.1f, max %.1f)\n' "$RSS_MED" "$RSS_MIN" "$RSS_MAX"
 
 # Context: the page cache warmed by extra runs, and a cold page cache.
@@ -272,7 +219,7 @@ if ((DROP_CACHES)); then
     row_time "context: full build, cold page cache" full_cold -
 fi
 echo "CPU time = mean user+sys of the hexrepo process (all threads); wall >= CPU time / $CPUS."
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (at the start: $LOAD0)"
+echo "load average at the end: $(loadavg) (at the start: $LOAD0)"
 echo
 echo "mix reference: \`mix hex.registry build\` takes about ${MIX_S} s on this corpus in each of the three cases."
 if ((MISSED)); then echo "RESULT: $MISSED target(s) MISSED"; else echo "RESULT: all targets met"; fi

@@ -28,70 +28,31 @@ SEQ=${1:-200} CONC=${2:-200}
 [[ $SEQ =~ ^[1-9][0-9]*$ && $CONC =~ ^[1-9][0-9]*$ ]] ||
     { echo "usage: bench/publish.sh [SEQUENTIAL] [CONCURRENT]" >&2; exit 2; }
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 T_MEDIAN_MS=30
 CLIENTS=8 WARMUP=10
-PACKAGES=1000 VERSIONS=5 EXPECTED=$((PACKAGES * VERSIONS))
+PACKAGES=$CORPUS_PACKAGES VERSIONS=$CORPUS_VERSIONS EXPECTED=$CORPUS_TARBALLS
 TOTAL=$((WARMUP + SEQ + CONC))
 REPO_NAME=bench
 MAX_LOAD=1.5 LOAD_WAIT_S=300
 
-CORPUS=$ROOT/target/bench-corpus
+CORPUS=$BENCH_CORPUS
 WORK=$ROOT/target/bench-publish
 PUBLIC=$WORK/public
 NEW=$WORK/new
-say() { printf '\n== %s\n' "$*"; }
-die() { echo "bench: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 say "tools"
-command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
-need_apt() { # need_apt COMMAND PACKAGE...
-    command -v "$1" >/dev/null && return 0
-    echo "$1 not found; installing ${*:2}"
-    if [[ $(id -u) == 0 ]]; then
-        apt-get install -y "${@:2}" >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y "${@:2}" >/dev/null 2>&1; } || true
-    fi
-    command -v "$1" >/dev/null
-}
+need_tool curl curl
 echo "$(curl --version | head -n 1 | cut -d' ' -f1-2)"
 
-say "release build"
-cargo build --release -p hexrepo
-mkdir -p "$WORK"
-# Freeze the binary so a rebuild elsewhere during the run cannot change what is measured.
-BIN=$WORK/hexrepo
-cp -f target/release/hexrepo "$BIN.tmp" && mv -f "$BIN.tmp" "$BIN"
+build_release "$WORK/hexrepo"
 
 # ---------------------------------------------------------------------------------------------
-say "corpus"
-count_tars() { find "$1" -maxdepth 1 -name '*.tar' -type f 2>/dev/null | wc -l; }
-if [[ $(count_tars "$CORPUS/tarballs") -ne $EXPECTED ]]; then
-    # Same cache and protocol as bench/build.sh and bench/serve.sh: fill a temporary, rename.
-    mkdir -p "$CORPUS"
-    TMP_CORPUS=$(mktemp -d "$CORPUS/tarballs.publish.XXXXXX")
-    if [[ -n ${HEXREPO_BENCH_CORPUS:-} && $(count_tars "$HEXREPO_BENCH_CORPUS") -eq $EXPECTED ]]; then
-        echo "copying the corpus from $HEXREPO_BENCH_CORPUS"
-        cp -a "$HEXREPO_BENCH_CORPUS"/*.tar "$TMP_CORPUS/"
-    else
-        need_apt rebar3 erlang-base rebar3 || true
-        echo "generating: tools/gen-corpus $CORPUS/tarballs $PACKAGES $VERSIONS (takes a while)"
-        tools/gen-corpus "$TMP_CORPUS" "$PACKAGES" "$VERSIONS"
-    fi
-    [[ $(count_tars "$TMP_CORPUS") -eq $EXPECTED ]] || die "corpus does not have $EXPECTED tarballs"
-    if [[ $(count_tars "$CORPUS/tarballs") -ne $EXPECTED ]]; then
-        rm -rf "$CORPUS/tarballs"
-        mv "$TMP_CORPUS" "$CORPUS/tarballs"
-    else
-        rm -rf "$TMP_CORPUS" # another benchmark finished one meanwhile
-    fi
-fi
-echo "$(count_tars "$CORPUS/tarballs") tarballs in $CORPUS/tarballs"
-KEY=$CORPUS/private_key.pem
-[[ -s $KEY ]] || "$BIN" keygen --out "$KEY" >/dev/null
+ensure_corpus
+ensure_key
 KEY_BITS=$(openssl rsa -in "$KEY" -noout -text 2>/dev/null | sed -n 's/^Private-Key: (\([0-9]*\) bit.*/\1/p' | head -n 1)
 echo "signing key: $KEY (${KEY_BITS:-?}-bit RSA)"
 [[ ${KEY_BITS:-} == 2048 ]] || echo "WARNING: the target is stated for a 2048-bit key; this key is ${KEY_BITS:-of unknown size}"
@@ -132,20 +93,8 @@ cp -al "$CORPUS/tarballs" "$PUBLIC/tarballs"
 "$BIN" build "$PUBLIC" --name "$REPO_NAME" --private-key "$KEY" 2>&1 | tail -n 1
 [[ -f $PUBLIC/names && -f $PUBLIC/versions && -f $PUBLIC/public_key ]] || die "hexrepo build made no registry in $PUBLIC"
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/hexrepo-bench-publish.XXXXXX")
-HEX_PID=
-cleanup() {
-    if [[ -n $HEX_PID ]]; then
-        kill -TERM "$HEX_PID" 2>/dev/null || true
-        wait "$HEX_PID" 2>/dev/null || true
-    fi
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_run_dir publish
 
-# Started from $RUN so no ./hexrepo.toml is picked up; every setting that matters is a flag.
-hexrepo_cmd() { (cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL "$BIN" "$@"); }
 SECRET=$(hexrepo_cmd key create bench --public-dir "$PUBLIC" --private-key "$KEY" --name "$REPO_NAME" 2>/dev/null) ||
     die "hexrepo key create failed"
 [[ -n $SECRET ]] || die "hexrepo key create printed no secret"
@@ -153,21 +102,8 @@ echo "publishing key \"bench\" created"
 
 say "server"
 ACCESS_LOG=$WORK/hexrepo-access.log
-# A previous run's output would give its port before this server writes its own.
-rm -f "$WORK/serve.out"
-(cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL -u RUST_LOG "$BIN" serve --bind 127.0.0.1 --port 0 \
-    --public-dir "$PUBLIC" --private-key "$KEY" --name "$REPO_NAME" --log-format text \
-    >"$WORK/serve.out" 2>"$ACCESS_LOG") &
-HEX_PID=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's|^hexrepo serving .* at http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$WORK/serve.out" 2>/dev/null)
-    [[ -n $PORT ]] && break
-    kill -0 "$HEX_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -n $PORT ]] || die "hexrepo serve did not start: $(cat "$WORK/serve.out" "$ACCESS_LOG")"
-grep -q '^api: off' "$WORK/serve.out" && die "hexrepo serve started with the API off: $(cat "$WORK/serve.out")"
+start_hexrepo HEX_PID PORT "$ACCESS_LOG" --public-dir "$PUBLIC" --private-key "$KEY" --name "$REPO_NAME" --log-format text
+grep -q '^api: off' "$ACCESS_LOG.out" && die "hexrepo serve started with the API off: $(cat "$ACCESS_LOG.out")"
 BASE=http://127.0.0.1:$PORT
 echo "hexrepo serve (pid $HEX_PID) at $BASE, access log in $ACCESS_LOG"
 
@@ -223,47 +159,15 @@ check_codes() {
     fi
 }
 
-# stats FILE SCALE: "median p99 min max" of one number per line, times SCALE (p99: nearest rank).
-stats() {
-    sort -g "$1" | awk -v k="$2" '{v[NR] = $1 * k}
-        END {n = NR; med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2;
-             r = int(0.99 * n); if (r < 0.99 * n) r++; if (r < 1) r = 1;
-             printf "%.2f %.2f %.2f %.2f\n", med, v[r], v[1], v[n]}'
-}
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$HEX_PID/stat"; }
-
 # ---------------------------------------------------------------------------------------------
-say "machine"
-CPUS=$(nproc)
-echo "CPUs: $CPUS ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
-echo "binary: $("$BIN" --version)"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n $(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null) ]] &&
-        echo ' + uncommitted changes')"
+machine_info
 echo "filesystem of $PUBLIC: $(df -T "$PUBLIC" | awk 'NR == 2 {print $2}')"
 
 # Wait for a quiet machine: 1-min load average below MAX_LOAD, checked every 15 s, at most 5 min.
-load1() { cut -d' ' -f1 /proc/loadavg; } # what uptime prints first
-waited=0
-while ! awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN {exit !(l < m)}'; do
-    if ((waited >= LOAD_WAIT_S)); then
-        echo "WARNING: load average still $(load1) after ${LOAD_WAIT_S} s of waiting; measuring anyway (latencies will be inflated)"
-        break
-    fi
-    echo "load average $(load1) >= $MAX_LOAD: waiting ($(uptime | sed 's/.*load average/load average/'))"
-    sleep 15
-    waited=$((waited + 15))
-done
+wait_for_quiet "$MAX_LOAD" "$LOAD_WAIT_S" 15
 # And 61 s since the previous run deleted its folder (ext4 without a journal, see above).
-if [[ -f $WORK/deleted-at ]]; then
-    wait_s=$(($(cat "$WORK/deleted-at") + 61 - $(date +%s)))
-    if ((wait_s > 0)); then
-        echo "waiting ${wait_s} s: the previous run deleted its folder less than 61 s ago"
-        sleep "$wait_s"
-    fi
-fi
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+wait_since_deleted "$WORK/deleted-at"
+LOAD_BEFORE=$(loadavg)
 echo "load average before measuring: $LOAD_BEFORE"
 
 # ---------------------------------------------------------------------------------------------
@@ -272,20 +176,20 @@ curl -s --no-progress-meter -K "$RUN/warmup.cfg" >"$RUN/warmup.txt" || true
 check_codes "$RUN/warmup.txt" "$WARMUP" "warm-up"
 echo "warm-up: $WARMUP publishes, all 201"
 
-c0=$(cpu_ticks)
+c0=$(cpu_ticks "$HEX_PID")
 curl -s --no-progress-meter -K "$RUN/seq.cfg" >"$RUN/seq.txt" || true
-c1=$(cpu_ticks)
+c1=$(cpu_ticks "$HEX_PID")
 check_codes "$RUN/seq.txt" "$SEQ" "sequential"
 awk '{print $2}' "$RUN/seq.txt" >"$RUN/seq.times"
 read -r SEQ_MED SEQ_P99 SEQ_MIN SEQ_MAX < <(stats "$RUN/seq.times" 1000)
 SEQ_CPU=$(awk -v t=$((c1 - c0)) -v hz="$TICKS" -v n="$SEQ" 'BEGIN {printf "%.2f", t / hz * 1000 / n}')
 echo "1 client:  $SEQ publishes, all 201; median $SEQ_MED ms, p99 $SEQ_P99 ms, min $SEQ_MIN ms, max $SEQ_MAX ms; server CPU $SEQ_CPU ms/publish"
 
-c0=$(cpu_ticks)
+c0=$(cpu_ticks "$HEX_PID")
 t0=$(date +%s%N)
 curl -s --no-progress-meter -Z --parallel-max "$CLIENTS" --parallel-immediate -K "$RUN/conc.cfg" >"$RUN/conc.txt" || true
 t1=$(date +%s%N)
-c1=$(cpu_ticks)
+c1=$(cpu_ticks "$HEX_PID")
 check_codes "$RUN/conc.txt" "$CONC" "$CLIENTS clients"
 awk '{print $2}' "$RUN/conc.txt" >"$RUN/conc.times"
 read -r CONC_MED CONC_P99 CONC_MIN CONC_MAX < <(stats "$RUN/conc.times" 1000)
@@ -293,12 +197,10 @@ WALL_S=$(awk -v d=$((t1 - t0)) 'BEGIN {printf "%.3f", d / 1e9}')
 RATE=$(awk -v n="$CONC" -v s="$WALL_S" 'BEGIN {printf "%.1f", n / s}')
 CONC_CPU=$(awk -v t=$((c1 - c0)) -v hz="$TICKS" -v n="$CONC" 'BEGIN {printf "%.2f", t / hz * 1000 / n}')
 echo "$CLIENTS clients: $CONC publishes, all 201, in $WALL_S s = $RATE publishes/s; per request median $CONC_MED ms, p99 $CONC_P99 ms, max $CONC_MAX ms; server CPU $CONC_CPU ms/publish"
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_AFTER=$(loadavg)
 
 # Stop the server (SIGTERM: graceful, flushes the access log), then audit the folder.
-kill -TERM "$HEX_PID"
-wait "$HEX_PID" || true
-HEX_PID=
+stop_pid "$HEX_PID"
 
 say "verify"
 VERIFY=$("$BIN" verify "$PUBLIC" --name "$REPO_NAME" --public-key "$PUBLIC/public_key" 2>&1) ||
@@ -328,7 +230,7 @@ cp "$RUN/conc.txt" "$WORK/curl-concurrent.txt"
 # The previous run's folder goes now, after the measurements (see "repository" above).
 if compgen -G "$WORK/trash.*" >/dev/null; then
     rm -rf "$WORK"/trash.*
-    date +%s >"$WORK/deleted-at"
+    mark_deleted "$WORK/deleted-at"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -28,66 +28,32 @@ set -euo pipefail
 DURATION=${1:-10}
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/serve.sh [DURATION_SECONDS]" >&2; exit 2; }
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 T_REGISTRY=1.0 T_TARBALL=0.8 T_RSS_MIB=40
-PACKAGES=1000 VERSIONS=5 EXPECTED=$((PACKAGES * VERSIONS))
+PACKAGES=$CORPUS_PACKAGES VERSIONS=$CORPUS_VERSIONS
 REPO_NAME=bench
 USER_NAME=team PASSWORD=s3cret
 CONNECTIONS=32 THREADS=2
 
-CORPUS=$ROOT/target/bench-corpus
+CORPUS=$BENCH_CORPUS
 WORK=$ROOT/target/bench-serve
 PUBLIC=$WORK/public
-say() { printf '\n== %s\n' "$*"; }
-die() { echo "bench: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 say "tools"
-NGINX=$(PATH=$PATH:/usr/sbin:/sbin command -v nginx) || die "nginx not found (apt-get install -y nginx-light)"
-command -v wrk >/dev/null || die "wrk not found (apt-get install -y wrk)"
-command -v openssl >/dev/null || die "openssl not found (apt-get install -y openssl)"
-command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
-echo "$("$NGINX" -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+need_tool nginx nginx-light
+need_tool wrk wrk
+need_tool openssl openssl
+need_tool curl curl
+echo "$(PATH=$PATH:/usr/sbin:/sbin nginx -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
 
-say "release build"
-cargo build --release -p hexrepo
-mkdir -p "$WORK"
-# Freeze the binary so a rebuild elsewhere during the run cannot change what is measured.
-BIN=$WORK/hexrepo
-cp -f target/release/hexrepo "$BIN.tmp" && mv -f "$BIN.tmp" "$BIN"
+build_release "$WORK/hexrepo"
 
 # ---------------------------------------------------------------------------------------------
-say "corpus"
-count_tars() { find "$1" -maxdepth 1 -name '*.tar' -type f 2>/dev/null | wc -l; }
-if [[ $(count_tars "$CORPUS/tarballs") -ne $EXPECTED ]]; then
-    # Same cache and protocol as bench/build.sh: fill tarballs.tmp, then rename.
-    mkdir -p "$CORPUS"
-    TMP_CORPUS=$(mktemp -d "$CORPUS/tarballs.serve.XXXXXX")
-    if [[ -n ${HEXREPO_BENCH_CORPUS:-} && $(count_tars "$HEXREPO_BENCH_CORPUS") -eq $EXPECTED ]]; then
-        echo "copying the corpus from $HEXREPO_BENCH_CORPUS"
-        cp -a "$HEXREPO_BENCH_CORPUS"/*.tar "$TMP_CORPUS/"
-    else
-        if ! command -v rebar3 >/dev/null && [[ $(id -u) == 0 ]]; then
-            echo "rebar3 not found; installing erlang-base rebar3"
-            apt-get install -y erlang-base rebar3 >/dev/null 2>&1 ||
-                { apt-get update >/dev/null 2>&1 && apt-get install -y erlang-base rebar3 >/dev/null 2>&1; } || true
-        fi
-        echo "generating: tools/gen-corpus $CORPUS/tarballs $PACKAGES $VERSIONS (takes a while)"
-        tools/gen-corpus "$TMP_CORPUS" "$PACKAGES" "$VERSIONS"
-    fi
-    [[ $(count_tars "$TMP_CORPUS") -eq $EXPECTED ]] || die "corpus does not have $EXPECTED tarballs"
-    if [[ $(count_tars "$CORPUS/tarballs") -ne $EXPECTED ]]; then
-        rm -rf "$CORPUS/tarballs"
-        mv "$TMP_CORPUS" "$CORPUS/tarballs"
-    else
-        rm -rf "$TMP_CORPUS" # bench/build.sh finished one meanwhile
-    fi
-fi
-echo "$(count_tars "$CORPUS/tarballs") tarballs in $CORPUS/tarballs"
-KEY=$CORPUS/private_key.pem
-[[ -s $KEY ]] || "$BIN" keygen --out "$KEY" >/dev/null
+ensure_corpus
+ensure_key
 
 say "registry"
 # A fresh folder each time: hard links into the corpus, then a full build.
@@ -106,98 +72,32 @@ for f in "${ENDPOINT_FILES[@]}"; do printf '  %-28s %6d bytes\n' "$f" "$(stat -c
 
 # ---------------------------------------------------------------------------------------------
 say "servers"
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/hexrepo-bench-serve.XXXXXX")
-NGINX_PID= HEX_PID= QUIET_PID=
-cleanup() {
-    local pid
-    for pid in $HEX_PID $QUIET_PID; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    [[ -n $NGINX_PID ]] && kill -QUIT "$NGINX_PID" 2>/dev/null # graceful: master stops workers
-    for pid in $HEX_PID $QUIET_PID $NGINX_PID; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_run_dir serve
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
-        echo $((20000 + RANDOM % 40000))
-}
-
-# nginx: own prefix, conf, pid and logs; workers as root when we are root (to read 0700 dirs).
-mkdir -p "$RUN/nginx/logs" "$RUN/nginx/tmp"
-built=$("$NGINX" -V 2>&1)
-temp_paths="client_body_temp_path $RUN/nginx/tmp/body;"
-for m in proxy fastcgi uwsgi scgi; do
-    case $built in *"--without-http_${m}_module"*) ;; *) temp_paths+=" ${m}_temp_path $RUN/nginx/tmp/$m;" ;; esac
-done
-user_line=
-[[ $(id -u) == 0 ]] && user_line="user root root;"
-printf '%s:%s\n' "$USER_NAME" "$(openssl passwd -apr1 "$PASSWORD")" >"$RUN/nginx/htpasswd"
+# nginx: the baseline without auth, and the same with auth_basic.
+printf '%s:%s\n' "$USER_NAME" "$(openssl passwd -apr1 "$PASSWORD")" >"$RUN/htpasswd"
 NGINX_PORT=$(free_port) NGINX_AUTH_PORT=$(free_port)
-cat >"$RUN/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes auto;
-daemon off;
-master_process on;
-pid $RUN/nginx/nginx.pid;
-error_log $RUN/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  $temp_paths
-  access_log off;
-  types { }
-  default_type application/octet-stream;
-  sendfile on;
-  etag on;
-  server_tokens off;
+start_nginx "
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    root "$PUBLIC";
+    root \"$PUBLIC\";
     location / { try_files \$uri =404; }
   }
   server {
     listen 127.0.0.1:$NGINX_AUTH_PORT;
-    root "$PUBLIC";
-    auth_basic "hexrepo";
-    auth_basic_user_file $RUN/nginx/htpasswd;
+    root \"$PUBLIC\";
+    auth_basic \"hexrepo\";
+    auth_basic_user_file $RUN/htpasswd;
     location / { try_files \$uri =404; }
-  }
-}
-EOF
-"$NGINX" -p "$RUN/nginx" -e "$RUN/nginx/logs/error.log" -c "$RUN/nginx/nginx.conf" &
-NGINX_PID=$!
-for _ in $(seq 1 100); do [[ -s $RUN/nginx/nginx.pid ]] && break; kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-[[ -s $RUN/nginx/nginx.pid ]] || die "nginx did not start: $(cat "$RUN/nginx/logs/error.log")"
+  }"
 echo "nginx (pid $NGINX_PID, $(pgrep -P "$NGINX_PID" | wc -l) workers): http://127.0.0.1:$NGINX_PORT, with auth_basic: http://127.0.0.1:$NGINX_AUTH_PORT"
 
-# start_hexrepo VAR_PID VAR_PORT LOGFILE [ENV...]: `hexrepo serve --port 0`, port read from the banner.
-# Started from $RUN so no ./hexrepo.toml is picked up; every setting that matters is a flag.
-start_hexrepo() {
-    local var_pid=$1 var_port=$2 log=$3 pid port=
-    shift 3
-    # A previous run's output would give its port before this server writes its own.
-    rm -f "$log.out"
-    (cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL "$@" "$BIN" serve --bind 127.0.0.1 --port 0 \
-        --public-dir "$PUBLIC" --auth-username "$USER_NAME" --auth-password "$PASSWORD" \
-        --read-auth auto --log-format text --cache-mib 16 >"$log.out" 2>"$log") &
-    pid=$!
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's|^hexrepo serving .* at http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$log.out" 2>/dev/null)
-        [[ -n $port ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n $port ]] || die "hexrepo did not start: $(cat "$log.out" "$log")"
-    printf -v "$var_pid" %s "$pid"
-    printf -v "$var_port" %s "$port"
-}
+# Both hexrepo servers: basic auth, the access log (stderr) in a file; the second without it.
+HEX_ARGS=(--public-dir "$PUBLIC" --auth-username "$USER_NAME" --auth-password "$PASSWORD"
+    --read-auth auto --log-format text --cache-mib 16)
 HEX_LOG=$WORK/hexrepo-access.log QUIET_LOG=$WORK/hexrepo-quiet.log
-start_hexrepo HEX_PID HEX_PORT "$HEX_LOG" -u RUST_LOG
-start_hexrepo QUIET_PID QUIET_PORT "$QUIET_LOG" RUST_LOG=warn
+start_hexrepo HEX_PID HEX_PORT "$HEX_LOG" "${HEX_ARGS[@]}"
+start_hexrepo QUIET_PID QUIET_PORT "$QUIET_LOG" RUST_LOG=warn -- "${HEX_ARGS[@]}"
 echo "hexrepo (pid $HEX_PID, access log in $HEX_LOG): http://127.0.0.1:$HEX_PORT"
 echo "hexrepo RUST_LOG=warn (pid $QUIET_PID): http://127.0.0.1:$QUIET_PORT"
 
@@ -225,31 +125,11 @@ done
 echo "checked: identical bodies from all four servers; 401 without credentials where auth is on"
 
 # ---------------------------------------------------------------------------------------------
-say "machine"
-CPUS=$(nproc)
-echo "CPUs: $CPUS ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
-echo "binary: $("$BIN" --version)"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n $(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null) ]] &&
-        echo ' + uncommitted changes')"
-LOAD1=$(cut -d' ' -f1 /proc/loadavg)
-echo "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) (should be near 0)"
-awk -v l="$LOAD1" 'BEGIN {exit !(l > 1.0)}' &&
-    echo "WARNING: the machine is busy; wrk and the servers share $CPUS CPUs with whatever else runs"
+machine_info
+warn_if_busy 1.0 "wrk and the servers share $CPUS CPUs with whatever else runs"
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, after a 1 s warm-up, per server and endpoint"
 
 # ---------------------------------------------------------------------------------------------
-# CPU time (clock ticks) of a process and its children (nginx: master + workers).
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() {
-    local pid total=0 t
-    for pid in "$@" $(pgrep -P "$1" 2>/dev/null || true); do
-        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
-}
-
 # bench KEY URL CPU_PID [WRK ARGS...]: sets RPS_KEY, P99_KEY (ms), CPU_KEY (server CPU µs/request).
 bench() {
     local key=$1 url=$2 pid=$3 out c0 c1 rps p99 errors
@@ -260,10 +140,7 @@ bench() {
     c1=$(cpu_ticks "$pid")
     printf '%s\n' "$out" >"$WORK/wrk-$key.txt"
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    # "     99%    1.23ms": wrk prints us, ms or s.
-    p99=$(awk '$1 == "99%" {v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-                            f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1;
-                            printf "%.3f", v * f}' <<<"$out")
+    p99=$(wrk_ms "$out" 99% 2)
     [[ -n $rps && -n $p99 ]] || die "cannot parse wrk output for $key: $out"
     errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
     [[ -z $errors ]] || echo "  WARNING $key: $errors"
@@ -287,12 +164,11 @@ for i in "${!ENDPOINTS[@]}"; do
 done
 
 # Peak RSS over the whole run (both hexrepo servers were up from the start).
-vm() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-RSS_HWM=$(vm "$HEX_PID" VmHWM) RSS_NOW=$(vm "$HEX_PID" VmRSS)
-QUIET_HWM=$(vm "$QUIET_PID" VmHWM)
+RSS_HWM=$(vm_mib "$HEX_PID" VmHWM) RSS_NOW=$(vm_mib "$HEX_PID" VmRSS)
+QUIET_HWM=$(vm_mib "$QUIET_PID" VmHWM)
 NGINX_RSS=0
 for pid in $(pgrep -P "$NGINX_PID"); do
-    NGINX_RSS=$(awk -v a="$NGINX_RSS" -v b="$(vm "$pid" VmHWM)" 'BEGIN {printf "%.1f", a + b}')
+    NGINX_RSS=$(awk -v a="$NGINX_RSS" -v b="$(vm_mib "$pid" VmHWM)" 'BEGIN {printf "%.1f", a + b}')
 done
 LOG_LINES=$(wc -l <"$HEX_LOG")
 LOG_MIB=$(awk -v b="$(stat -c %s "$HEX_LOG")" 'BEGIN {printf "%.1f", b / 1048576}')

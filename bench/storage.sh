@@ -39,35 +39,24 @@ VERSIONS=5 WARMUP=5 COLD=20
 ((WARMUP + PUBLISHES <= PACKAGES - COLD)) || { echo "PUBLISHES must be at most CORPUS_PACKAGES - $((COLD + WARMUP))" >&2; usage; }
 EXPECTED=$((PACKAGES * VERSIONS))
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_NAME=bench
 CONNECTIONS=32 THREADS=2
 BUCKET=hexrepo PREFIX=bench
 S3_URL=s3://$BUCKET/$PREFIX
 
-SHARED=$ROOT/target/bench-corpus
+SHARED=$BENCH_CORPUS
 WORK=$ROOT/target/bench-storage
 PUBLIC=$WORK/public
 NEW=$WORK/new
-say() { printf '\n== %s\n' "$*"; }
-die() { echo "bench: $*" >&2; exit 1; }
 T_START=$(date +%s)
 
 # ---------------------------------------------------------------------------------------------
 say "tools"
-need_apt() { # need_apt COMMAND PACKAGE...
-    command -v "$1" >/dev/null && return 0
-    echo "$1 not found; installing ${*:2}"
-    if [[ $(id -u) == 0 ]]; then
-        apt-get install -y "${@:2}" >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y "${@:2}" >/dev/null 2>&1; } || true
-    fi
-    command -v "$1" >/dev/null
-}
-need_apt wrk wrk || die "wrk not found (apt-get install -y wrk)"
-need_apt curl curl || die "curl not found (apt-get install -y curl)"
+need_tool wrk wrk
+need_tool curl curl
 command -v python3 >/dev/null || die "python3 not found"
 MOTO=5.2.5 # as tools/test
 if ! python3 -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO')" 2>/dev/null; then
@@ -76,16 +65,10 @@ if ! python3 -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO')" 2>/dev
 fi
 echo "$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $(curl --version | head -n 1 | cut -d' ' -f1-2), moto $(python3 -c 'import moto; print(moto.__version__)')"
 
-say "release build"
-cargo build --release -p hexrepo
-mkdir -p "$WORK"
-# Freeze the binary so a rebuild elsewhere during the run cannot change what is measured.
-BIN=$WORK/hexrepo
-cp -f "${CARGO_TARGET_DIR:-$ROOT/target}/release/hexrepo" "$BIN.tmp" && mv -f "$BIN.tmp" "$BIN"
+build_release "$WORK/hexrepo"
 
 # ---------------------------------------------------------------------------------------------
 say "corpus"
-count_tars() { find "$1" -maxdepth 1 -name '*.tar' -type f 2>/dev/null | wc -l; }
 CORPUS=$WORK/corpus-$PACKAGES
 if [[ $(count_tars "$CORPUS") -ne $EXPECTED ]]; then
     rm -rf "$CORPUS.tmp"
@@ -106,8 +89,7 @@ if [[ $(count_tars "$CORPUS") -ne $EXPECTED ]]; then
 fi
 CORPUS_MB=$(du -sLm "$CORPUS" | cut -f1)
 echo "$(count_tars "$CORPUS") tarballs (${CORPUS_MB} MB) in $CORPUS"
-KEY=$SHARED/private_key.pem
-if [[ ! -s $KEY ]]; then mkdir -p "$SHARED" && "$BIN" keygen --out "$KEY" >/dev/null; fi
+ensure_key
 
 say "new releases"
 # Publish i (0-based) is version 2.0.0 of pkg_(i + 1); the corpus has 0.1.0 to 1.1.0. The same
@@ -151,22 +133,7 @@ EP_KEYS=(packages tarball)
 for ep in "${ENDPOINTS[@]}"; do printf '  %-28s %6d bytes\n' "${ep#/}" "$(stat -c %s "$PUBLIC$ep")"; done
 
 # ---------------------------------------------------------------------------------------------
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/hexrepo-bench-storage.XXXXXX")
-MOTO_PID= LOCAL_PID= S3_PID= WATCHDOG=
-cleanup() {
-    local pid
-    set +e # stop everything, whatever fails
-    [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
-    for pid in $LOCAL_PID $S3_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in $LOCAL_PID $S3_PID; do wait "$pid" 2>/dev/null || true; done
-    if [[ -n $MOTO_PID ]]; then
-        kill -TERM "$MOTO_PID" 2>/dev/null || true
-        wait "$MOTO_PID" 2>/dev/null || true
-    fi
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_run_dir storage
 
 # Watchdog: stop the whole run (through the trap) if it takes too long from here on.
 LIMIT=${HEXREPO_BENCH_TIME_LIMIT:-$((300 + 12 * DURATION + PACKAGES * VERSIONS / 20 + PUBLISHES))}
@@ -179,12 +146,13 @@ LIMIT=${HEXREPO_BENCH_TIME_LIMIT:-$((300 + 12 * DURATION + PACKAGES * VERSIONS /
     echo "bench: time limit of ${LIMIT} s exceeded; stopping" >&2
     kill -TERM $$
 ) &
-WATCHDOG=$!
+track_pid $!
 
 say "S3 (moto)"
 MOTO_LOG=$WORK/moto-requests.log
 tools/s3-server --port 0 --bucket "$BUCKET" --verbose >"$RUN/moto.out" 2>"$MOTO_LOG" &
 MOTO_PID=$!
+track_pid "$MOTO_PID"
 MOTO_ADDR=
 for _ in $(seq 1 200); do
     MOTO_ADDR=$(sed -n 's/^listening on //p' "$RUN/moto.out" 2>/dev/null)
@@ -196,11 +164,10 @@ done
 echo "moto (pid $MOTO_PID) at http://$MOTO_ADDR, bucket $BUCKET; request log in $MOTO_LOG"
 S3_ENV=(AWS_ENDPOINT="http://$MOTO_ADDR" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
     AWS_ALLOW_HTTP=true AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false)
-# A hexrepo command with a clean environment, started from $RUN (no ./hexrepo.toml), stopped
-# after CMD_TIMEOUT seconds.
+# Every hexrepo command and server gets the AWS_* variables; a command is stopped after
+# CMD_TIMEOUT seconds.
+HEX_ENV=("${S3_ENV[@]}")
 CMD_TIMEOUT=120
-hexrepo_cmd() { (cd "$RUN" && exec timeout "$CMD_TIMEOUT" env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL -u HEXREPO_STORAGE \
-    -u AWS_SESSION_TOKEN -u AWS_PROFILE "${S3_ENV[@]}" "$BIN" "$@"); }
 moto_requests() { wc -l <"$MOTO_LOG"; }
 
 t0=$(date +%s%N)
@@ -220,32 +187,13 @@ echo "publishing keys \"bench\" created in the folder and in the bucket"
 
 # ---------------------------------------------------------------------------------------------
 say "replicas"
-# start_hexrepo VAR_PID VAR_PORT LOG SERVE_ARGS...: `hexrepo serve --port 0`, port read from the banner.
-start_hexrepo() {
-    local var_pid=$1 var_port=$2 log=$3 pid port=
-    shift 3
-    # The banner is read from $log.out: remove the previous run's first, or it may be read
-    # before the new server has even truncated it.
-    rm -f "$log" "$log.out"
-    (cd "$RUN" && exec env -u HEXREPO_CONFIG -u HEXREPO_PUBLIC_URL -u HEXREPO_STORAGE -u RUST_LOG \
-        -u AWS_SESSION_TOKEN -u AWS_PROFILE "${S3_ENV[@]}" "$BIN" serve --bind 127.0.0.1 --port 0 \
-        --private-key "$KEY" --name "$REPO_NAME" --log-format text --cache-mib 16 "$@" \
-        >"$log.out" 2>"$log") &
-    pid=$!
-    for _ in $(seq 1 200); do
-        port=$(sed -n 's|^hexrepo serving .* at http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$log.out" 2>/dev/null)
-        [[ -n $port ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n $port ]] || die "hexrepo serve $* did not start: $(cat "$log.out" "$log")"
-    grep -q '^api: off' "$log.out" && die "hexrepo serve $* started with the API off: $(cat "$log.out")"
-    printf -v "$var_pid" %s "$pid"
-    printf -v "$var_port" %s "$port"
-}
 LOCAL_LOG=$WORK/local-access.log S3_LOG=$WORK/s3-access.log
-start_hexrepo LOCAL_PID LOCAL_PORT "$LOCAL_LOG" --public-dir "$PUBLIC"
-start_hexrepo S3_PID S3_PORT "$S3_LOG" --storage "$S3_URL"
+SERVE_ARGS=(--private-key "$KEY" --name "$REPO_NAME" --log-format text --cache-mib 16)
+start_hexrepo LOCAL_PID LOCAL_PORT "$LOCAL_LOG" "${SERVE_ARGS[@]}" --public-dir "$PUBLIC"
+start_hexrepo S3_PID S3_PORT "$S3_LOG" "${SERVE_ARGS[@]}" --storage "$S3_URL"
+for log in "$LOCAL_LOG" "$S3_LOG"; do
+    grep -q '^api: off' "$log.out" && die "hexrepo serve started with the API off: $(cat "$log.out")"
+done
 echo "local: hexrepo serve --public-dir $PUBLIC (pid $LOCAL_PID) at http://127.0.0.1:$LOCAL_PORT, access log $LOCAL_LOG"
 echo "s3:    hexrepo serve --storage $S3_URL (pid $S3_PID) at http://127.0.0.1:$S3_PORT, access log $S3_LOG"
 echo "       $(head -n 1 "$S3_LOG.out")"
@@ -264,33 +212,13 @@ done
 echo "checked: both replicas serve the folder's bytes with the key, 401 without it"
 
 # ---------------------------------------------------------------------------------------------
-say "machine"
-CPUS=$(nproc)
-echo "CPUs: $CPUS ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
-echo "binary: $("$BIN" --version)"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    [[ -n $(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null) ]] &&
-        echo ' + uncommitted changes')"
-# Wait a little for a quiet machine: 1-min load average below MAX_LOAD, checked every 10 s, at
-# most LOAD_WAIT_S (then measure anyway, with a warning).
-MAX_LOAD=1.5 LOAD_WAIT_S=120
-waited=0
-while ! awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$MAX_LOAD" 'BEGIN {exit !(l < m)}'; do
-    if ((waited >= LOAD_WAIT_S)); then
-        echo "load average still $(cut -d' ' -f1 /proc/loadavg) after ${LOAD_WAIT_S} s of waiting; measuring anyway"
-        break
-    fi
-    echo "load average $(cut -d' ' -f1 /proc/loadavg) >= $MAX_LOAD: waiting"
-    sleep 10
-    waited=$((waited + 10))
-done
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "load average before measuring: $LOAD_BEFORE (should be near 0)"
-awk -v l="${LOAD_BEFORE%% *}" 'BEGIN {exit !(l > 1.0)}' &&
-    echo "WARNING: the machine is busy; wrk, both replicas and moto share $CPUS CPUs with whatever else runs"
+machine_info
+# Wait a little for a quiet machine: 1-min load average below 1.5, checked every 10 s, at most
+# 2 min (then measure anyway, with a warning).
+wait_for_quiet 1.5 120 10
+LOAD_BEFORE=$(loadavg)
+warn_if_busy 1.0 "wrk, both replicas and moto share $CPUS CPUs with whatever else runs"
 
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # moto_summary FROM_LINE TO_LINE: "N requests (GET 200: a, GET 304: b, ...)" of its request log.
 moto_summary() {
     sed -n "$(($1 + 1)),$2p" "$MOTO_LOG" | awk -v n=$(($2 - $1)) '
@@ -316,13 +244,7 @@ bench() {
     c1=$(cpu_ticks "$pid") m1=$(moto_requests) mc1=$(cpu_ticks "$MOTO_PID")
     printf '%s\n' "$out" >"$WORK/wrk-$key.txt"
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    # "     99%    1.23ms": wrk prints us, ms or s.
-    # "     99%    1.23ms" and "    Latency   0.87ms  538.76us   9.23ms   77.13%" (max is $4):
-    # wrk prints us, ms or s.
-    ms() { awk -v k="$1" -v c="$2" '$1 == k {v = $c; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-                            f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1;
-                            printf "%.3f", v * f; exit}' <<<"$out"; }
-    p50=$(ms 50% 2) p99=$(ms 99% 2) max=$(ms Latency 4)
+    p50=$(wrk_ms "$out" 50% 2) p99=$(wrk_ms "$out" 99% 2) max=$(wrk_ms "$out" Latency 4)
     [[ -n $rps && -n $p50 && -n $p99 && -n $max ]] || die "cannot parse wrk output for $key: $out"
     errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' || true)
     if [[ -n $errors ]]; then
@@ -350,14 +272,6 @@ for i in "${!ENDPOINTS[@]}"; do
     bench "local_$k" "http://127.0.0.1:$LOCAL_PORT$ep" "$LOCAL_PID" "$SECRET_LOCAL"
     bench "s3_$k" "http://127.0.0.1:$S3_PORT$ep" "$S3_PID" "$SECRET_S3"
 done
-
-# stats FILE SCALE: "median p99 min max" of one number per line, times SCALE (p99: nearest rank).
-stats() {
-    sort -g "$1" | awk -v k="$2" '{v[NR] = $1 * k}
-        END {n = NR; med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2;
-             r = int(0.99 * n); if (r < 0.99 * n) r++; if (r < 1) r = 1;
-             printf "%.2f %.2f %.2f %.2f\n", med, v[r], v[1], v[n]}'
-}
 
 say "cold reads: $COLD sequential first GETs of tarballs not read before (one curl, keep-alive)"
 COLD_TARS=()
@@ -455,16 +369,15 @@ for r in local s3; do
     printf '  %-6s all 201; median %7.2f ms, p99 %7.2f ms, min %7.2f ms, max %7.2f ms; server CPU %s ms/publish; moto: %s\n' \
         "$r" "$med" "$p99" "$min" "$max" "$cpu" "$(moto_summary "$m0" "$m1")"
 done
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_AFTER=$(loadavg)
 
 # A publish on the S3 replica is visible there at once (its own cache is updated or bypassed)?
 code=$(curl -s -o "$RUN/body" -w '%{http_code}' -H "Authorization: $SECRET_S3" "http://127.0.0.1:$S3_PORT/tarballs/${NAMES[-1]}-2.0.0.tar")
 cmp -s "$RUN/body" "${FILES[-1]}" || { echo "  WARNING: the S3 replica does not serve its last publish at once (HTTP $code)"; WARNINGS+=("s3: last publish not served at once (HTTP $code)"); }
 
 # Stop the replicas (SIGTERM: graceful, flushes the access logs), then audit both repositories.
-for pid in $LOCAL_PID $S3_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in $LOCAL_PID $S3_PID; do wait "$pid" 2>/dev/null || true; done
-LOCAL_PID= S3_PID=
+stop_pid "$LOCAL_PID"
+stop_pid "$S3_PID"
 
 say "verify"
 RELEASES_EXPECTED=$((EXPECTED + WARMUP + PUBLISHES))
