@@ -214,7 +214,7 @@ same_key() {
 check_sync() { # check_sync OUT FETCHED SKIPPED
     local line
     line=$(grep -E '^[0-9]+ packages mirrored; ' "$1" | tail -n 1)
-    [[ $line == "$CORPUS_PACKAGES packages mirrored; tarballs: $2 fetched, $3 skipped"*"; 0 failed" ]] ||
+    [[ $line == "$CORPUS_PACKAGES packages mirrored; tarballs: $2 fetched, $3 skipped"*"; 0 failed"* ]] ||
         die "unexpected summary from hexrepo mirror sync: ${line:-none}: $(tail -n 5 "$1")"
     echo "          $line"
 }

@@ -98,8 +98,8 @@ impl LocalDisk {
         self.commit_paths(&writes)
     }
 
-    /// Stages every write, checks every precondition under the store lock, makes the staged
-    /// files durable with one `syncfs`, and renames them into place in order.
+    /// Stages every write, makes the staged files durable with one `syncfs`, checks every
+    /// precondition under the store lock, and renames them into place in order.
     fn commit_paths(
         &self,
         writes: &[(String, &[u8], &Precondition)],
@@ -121,16 +121,17 @@ impl LocalDisk {
             .par_iter()
             .zip(writes.par_iter())
             .try_for_each(|(tmp, (_, bytes, _))| write_temp(tmp, bytes))?;
-        let _lock = self.lock("store.lock")?;
-        for ((path, _, precondition), target) in writes.iter().zip(&targets) {
-            check(path, target, precondition)?;
-        }
+        // Durable before the lock: concurrent writers' syncs overlap instead of queueing.
         let first = File::open(&temps[0]).map_err(io_err("opening", &temps[0]))?;
         rustix::fs::syncfs(&first).map_err(|e| StoreError::Io {
             action: "syncing filesystem of",
             path: temps[0].display().to_string(),
             source: e.into(),
         })?;
+        let _lock = self.lock("store.lock")?;
+        for ((path, _, precondition), target) in writes.iter().zip(&targets) {
+            check(path, target, precondition)?;
+        }
         let mut dirs: Vec<&Path> = Vec::new();
         let mut versions = Vec::with_capacity(writes.len());
         for (tmp, target) in temps.iter().zip(&targets) {

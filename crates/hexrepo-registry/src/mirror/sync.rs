@@ -13,13 +13,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hexfmt::proto::package::Package;
-use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
+use hexrepo_store::{Bytes, Precondition, StorageKey, Store, Write};
 use rayon::prelude::*;
 
 pub use super::progress::{Phase, Progress};
 use super::upstream::{Etags, RegistryFile, fetch, fetch_registry_file};
 use super::verify::{self, Origin, Problem, UpstreamFileError};
 use crate::verify::Source;
+
+/// At most this many files per durable commit (one `syncfs` on local disk, instead of one per
+/// file); it also bounds the fetched tarballs waiting in memory to be stored.
+const WRITE_BATCH: usize = 64;
 
 /// Default number of parallel upstream fetches (Hex's own `HEX_HTTP_CONCURRENCY` default).
 pub const DEFAULT_JOBS: usize = 8;
@@ -158,19 +162,7 @@ fn run(opts: &SyncOptions<'_>) -> SyncReport {
         writes.push((StorageKey::Versions, versions_file));
         writes.push((StorageKey::Names, names_file));
     }
-    for (key, file) in writes {
-        // An ETag is kept only with the bytes it names, so a 304 never confirms other bytes.
-        etags.remove(&key.path());
-        match write_if_changed(opts.store, &key, file.bytes) {
-            Ok(written) => {
-                report.registry_files_written += usize::from(written);
-                if let Some(etag) = file.etag {
-                    etags.insert(key.path(), etag);
-                }
-            }
-            Err(problem) => report.failures.push(UpstreamFileError::new(&key, problem)),
-        }
-    }
+    store_registry_files(opts.store, writes, &mut etags, &mut report);
     let etags = serde_json::to_vec(&etags).expect("a string map always serialises");
     if let Err(problem) = write_if_changed(opts.store, &StorageKey::MirrorEtags, etags) {
         report
@@ -178,6 +170,52 @@ fn run(opts: &SyncOptions<'_>) -> SyncReport {
             .push(UpstreamFileError::new(&StorageKey::MirrorEtags, problem));
     }
     report
+}
+
+/// Stores the registry files that changed, a batch at a time and in order (packages, then the
+/// key and the indexes), keeping upstream's ETag only with the bytes it names.
+fn store_registry_files(
+    store: &Store,
+    writes: Vec<(StorageKey, RegistryFile)>,
+    etags: &mut Etags,
+    report: &mut SyncReport,
+) {
+    // What changed is stored a batch at a time, in order: packages, then the key and indexes.
+    let mut changed: Vec<(Write, Option<String>)> = Vec::new();
+    for (key, file) in writes {
+        // An ETag is kept only with the bytes it names, so a 304 never confirms other bytes.
+        etags.remove(&key.path());
+        match holds(store, &key, &file.bytes) {
+            Ok(true) => {
+                if let Some(etag) = file.etag {
+                    etags.insert(key.path(), etag);
+                }
+            }
+            Ok(false) => changed.push((
+                Write {
+                    key,
+                    bytes: Bytes::from(file.bytes),
+                    precondition: Precondition::Overwrite,
+                },
+                file.etag,
+            )),
+            Err(problem) => report.failures.push(UpstreamFileError::new(&key, problem)),
+        }
+    }
+    for batch in changed.chunks(WRITE_BATCH) {
+        let writes = batch.iter().map(|(w, _)| w.clone()).collect();
+        for ((write, etag), outcome) in batch.iter().zip(store_all(store, writes)) {
+            match outcome {
+                Ok(()) => {
+                    report.registry_files_written += 1;
+                    if let Some(etag) = etag {
+                        etags.insert(write.key.path(), etag.clone());
+                    }
+                }
+                Err(e) => report.failures.push(e),
+            }
+        }
+    }
 }
 
 /// Fetches and verifies `roots` and, wave by wave, every dependency their releases name on the
@@ -265,22 +303,73 @@ fn mirror_tarballs(
         total,
     }));
     let done = AtomicUsize::new(0);
-    let results: Vec<(&str, Result<Outcome, UpstreamFileError>)> = releases
-        .par_iter()
-        .map(|(name, release)| {
-            let outcome = mirror_tarball(opts, name, release);
-            let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-            (opts.progress)(Progress::Tarballs { done, total });
-            (*name, outcome)
-        })
-        .collect();
+    let tick = &|| {
+        let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+        (opts.progress)(Progress::Tarballs { done, total });
+    };
+    // Fetched and verified in parallel; stored by one writer that commits whatever has arrived
+    // since its last commit (group commit: one durable commit, one `syncfs` on local disk, for
+    // many files when they come fast, and no waiting for a batch to fill when they come slowly).
+    let (fetched, stored) = std::thread::scope(|scope| {
+        let (sender, arrivals) = std::sync::mpsc::sync_channel::<(usize, Write)>(WRITE_BATCH);
+        let writer = scope.spawn(move || {
+            let mut stored = Vec::new();
+            while let Ok(first) = arrivals.recv() {
+                let mut batch = vec![first];
+                while batch.len() < WRITE_BATCH {
+                    let Ok(next) = arrivals.try_recv() else { break };
+                    batch.push(next);
+                }
+                let (indexes, writes): (Vec<usize>, Vec<Write>) = batch.into_iter().unzip();
+                for (index, outcome) in indexes.into_iter().zip(store_all(opts.store, writes)) {
+                    stored.push((index, outcome));
+                    tick();
+                }
+            }
+            stored
+        });
+        let fetched: Vec<Result<bool, UpstreamFileError>> = releases
+            .par_iter()
+            .enumerate()
+            .map(
+                |(index, (name, release))| match fetch_tarball(opts, name, release) {
+                    Ok(Some(write)) => {
+                        // The writer only stops when every sender is gone.
+                        sender
+                            .send((index, write))
+                            .expect("the writer outlives the fetches");
+                        Ok(true)
+                    }
+                    Ok(None) => {
+                        tick();
+                        Ok(false)
+                    }
+                    Err(e) => {
+                        tick();
+                        Err(e)
+                    }
+                },
+            )
+            .collect();
+        drop(sender);
+        (
+            fetched,
+            writer.join().expect("the tarball writer does not panic"),
+        )
+    });
+    let mut outcomes: Vec<Result<bool, UpstreamFileError>> = fetched;
+    for (index, outcome) in stored {
+        if let Err(e) = outcome {
+            outcomes[index] = Err(e);
+        }
+    }
     let mut incomplete = BTreeSet::new();
-    for (name, result) in results {
-        match result {
-            Ok(Outcome::Fetched) => report.tarballs_fetched += 1,
-            Ok(Outcome::AlreadyVerified) => report.tarballs_skipped += 1,
+    for ((name, _), outcome) in releases.iter().zip(outcomes) {
+        match outcome {
+            Ok(true) => report.tarballs_fetched += 1,
+            Ok(false) => report.tarballs_skipped += 1,
             Err(e) => {
-                incomplete.insert(name);
+                incomplete.insert(*name);
                 report.failures.push(e);
             }
         }
@@ -292,16 +381,13 @@ fn mirror_tarballs(
         .collect()
 }
 
-enum Outcome {
-    Fetched,
-    AlreadyVerified,
-}
-
-fn mirror_tarball(
+/// A release's tarball, fetched and verified: the write that stores it, or `None` when the
+/// mirror already holds it with the signed checksum.
+fn fetch_tarball(
     opts: &SyncOptions<'_>,
     name: &str,
     release: &hexfmt::proto::package::Release,
-) -> Result<Outcome, UpstreamFileError> {
+) -> Result<Option<Write>, UpstreamFileError> {
     let key = StorageKey::tarball(name, &release.version);
     let expected = verify::outer_checksum(name, release)?;
     let stored = opts
@@ -309,15 +395,42 @@ fn mirror_tarball(
         .get(&key)
         .map_err(|e| UpstreamFileError::new(&key, Problem::Store(e)))?;
     if stored.is_some_and(|o| verify::tarball(&key, &o.bytes, expected).is_ok()) {
-        return Ok(Outcome::AlreadyVerified);
+        return Ok(None);
     }
     let bytes = fetch(opts.upstream, &key)?;
     verify::tarball(&key, &bytes, expected)?;
-    // Overwrite: what is there (if anything) failed verification just now.
-    opts.store
-        .put(&key, Bytes::from(bytes), Precondition::Overwrite)
-        .map_err(|e| UpstreamFileError::new(&key, Problem::Store(e)))?;
-    Ok(Outcome::Fetched)
+    Ok(Some(Write {
+        key,
+        bytes: Bytes::from(bytes),
+        // What is there (if anything) failed verification just now.
+        precondition: Precondition::Overwrite,
+    }))
+}
+
+/// Stores `writes` in order with one durable commit; if that fails, one by one, so each
+/// failure names its file. One outcome per write, in order.
+fn store_all(store: &Store, writes: Vec<Write>) -> Vec<Result<(), UpstreamFileError>> {
+    if writes.is_empty() {
+        return Vec::new();
+    }
+    if store.commit(writes.clone()).is_ok() {
+        return writes.iter().map(|_| Ok(())).collect();
+    }
+    writes
+        .into_iter()
+        .map(|w| {
+            store
+                .put(&w.key, w.bytes, w.precondition)
+                .map(drop)
+                .map_err(|e| UpstreamFileError::new(&w.key, Problem::Store(e)))
+        })
+        .collect()
+}
+
+/// Whether the store already holds exactly `bytes` at `key`.
+fn holds(store: &Store, key: &StorageKey, bytes: &[u8]) -> Result<bool, Problem> {
+    let current = store.get(key).map_err(Problem::Store)?;
+    Ok(current.is_some_and(|o| o.bytes.as_ref() == bytes))
 }
 
 /// Writes `bytes` unless the store already holds exactly them; `Ok(true)` if written.
