@@ -288,6 +288,11 @@ fn lazy_mirror_makes_one_upstream_request_per_miss_remembers_404s_and_revalidate
     assert_logged(&nginx, "packages/delta", before + 1);
     assert_logged(&nginx, "tarballs/delta-9.9.9.tar", 0);
 
+    // Docs and install files are not mirrored: nothing signs them.
+    assert_eq!(get(&server, "docs/delta-1.0.0.tar.gz").status, 404);
+    assert_eq!(get(&server, "installs/hex-1.x.csv").status, 404);
+    assert_logged(&nginx, "docs/delta-1.0.0.tar.gz", 0);
+
     // Registry files: served from the mirror within the TTL, then revalidated with the ETag
     // upstream gave (a 304). (`serve` fetched `names` at start, to compare private names.)
     let names = get(&server, "names");
@@ -421,6 +426,18 @@ fn lazy_mirror_refuses_tampered_upstream_files_and_keeps_serving_its_verified_co
     let names = get(&server, "names");
     assert_eq!(names.header("x-hexrepo-stale"), Some("1"));
     assert_eq!(names.body, good_names);
+
+    // Upstream sound again: after the retry interval, confirmed and no longer stale.
+    replace_upstream_file(&public, "packages/delta", &good_delta);
+    wait_past(TTL);
+    let delta = get(&server, "packages/delta");
+    assert_eq!(delta.header("x-hexrepo-stale"), None);
+    assert_eq!(delta.body, good_delta);
+    assert!(
+        wait_for_log(&server, "upstream answers again").contains("upstream answers again"),
+        "{}",
+        server.log()
+    );
 
     let log = wait_for_log(&server, "refused upstream file names");
     for expected in [
