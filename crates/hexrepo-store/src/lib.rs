@@ -169,6 +169,20 @@ impl Store {
         &self.description
     }
 
+    /// Removes what writers killed mid-commit left on local disk (temporaries of processes
+    /// that are gone) beside the registry files, packages, tarballs and docs; how many. Object
+    /// stores have no such leftovers: 0.
+    pub fn remove_orphaned_temporaries(&self) -> Result<usize, StoreError> {
+        let Backend::Local(disk) = &*self.backend else {
+            return Ok(0);
+        };
+        let folders = [Folder::Packages, Folder::Tarballs, Folder::Docs].map(Folder::path);
+        std::iter::once("")
+            .chain(folders)
+            .map(|folder| disk.remove_orphaned_temporaries(folder))
+            .sum()
+    }
+
     /// The folder, when the store is on local disk.
     pub fn local_root(&self) -> Option<&Path> {
         match &*self.backend {

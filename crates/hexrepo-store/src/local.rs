@@ -190,6 +190,34 @@ impl LocalDisk {
         Ok(list)
     }
 
+    /// Removes the temporaries in `folder` that a writer killed mid-commit left behind (their
+    /// process is gone); returns how many. Others' live temporaries are left alone.
+    pub(crate) fn remove_orphaned_temporaries(&self, folder: &str) -> Result<usize, StoreError> {
+        let dir = self.file(folder);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if is_missing(&e) => return Ok(0),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = temporary_owner(&name) else {
+                continue;
+            };
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(io_err("removing", &entry.path())(e)),
+            }
+        }
+        Ok(removed)
+    }
+
     pub(crate) fn append(&self, path: &str, record: &[u8]) -> Result<(), StoreError> {
         let file_path = self.file(path);
         if let Some(dir) = file_path.parent() {
@@ -314,6 +342,15 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
+/// The process that wrote a temporary named by [`temp_path`] (`.NAME.tmp-PID-N`).
+fn temporary_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (_, suffix) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = suffix.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 fn version_of(meta: &fs::Metadata) -> String {
     format!(
         "{:x}-{:x}.{:x}-{:x}",
@@ -343,5 +380,32 @@ pub(crate) fn join_error(path: &str, e: &tokio::task::JoinError) -> StoreError {
         action: "reading",
         path: path.to_owned(),
         source: std::io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn only_temporaries_of_processes_that_are_gone_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarballs = dir.path().join("tarballs");
+        std::fs::create_dir_all(&tarballs).unwrap();
+        // Above any pid_max Linux allows, so never a running process.
+        let orphan = tarballs.join(".foo-1.0.0.tar.tmp-2147483647-0");
+        let live = tarballs.join(format!(".foo-1.0.0.tar.tmp-{}-1", std::process::id()));
+        let tarball = tarballs.join("foo-1.0.0.tar");
+        let dotfile = tarballs.join(".keep");
+        for file in [&orphan, &live, &tarball, &dotfile] {
+            std::fs::write(file, b"x").unwrap();
+        }
+        let root_orphan = dir.path().join(".names.tmp-2147483647-3");
+        std::fs::write(&root_orphan, b"x").unwrap();
+        let store = Store::local(dir.path());
+        assert_eq!(store.remove_orphaned_temporaries().unwrap(), 2);
+        assert!(!orphan.exists() && !root_orphan.exists());
+        assert!(live.exists() && tarball.exists() && dotfile.exists());
+        assert_eq!(store.remove_orphaned_temporaries().unwrap(), 0);
     }
 }

@@ -47,6 +47,8 @@ pub struct SyncOptions<'a> {
 /// What a sync did.
 #[derive(Debug, Default)]
 pub struct SyncReport {
+    /// Temporaries a killed run left behind, removed before this one.
+    pub temporaries_removed: usize,
     /// Names in upstream's verified `names` (for the dependency-confusion check).
     pub upstream_names: BTreeSet<String>,
     /// Packages mirrored (their `packages/NAME` and every tarball verified and stored).
@@ -91,7 +93,12 @@ pub fn sync(opts: &SyncOptions<'_>) -> SyncReport {
 }
 
 fn run(opts: &SyncOptions<'_>) -> SyncReport {
-    let mut report = SyncReport::default();
+    let mut report = SyncReport {
+        // What a sync killed mid-commit left (hidden, never served) goes before this one
+        // starts. Only hygiene: a store that cannot be listed fails the reads and writes below.
+        temporaries_removed: opts.store.remove_orphaned_temporaries().unwrap_or(0),
+        ..SyncReport::default()
+    };
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -460,6 +467,12 @@ pub fn summary(report: &SyncReport) -> Vec<String> {
         report.failures.len(),
         duration(report.elapsed)
     )];
+    if report.temporaries_removed > 0 {
+        lines.push(format!(
+            "removed {} temporary files an interrupted run left behind",
+            report.temporaries_removed
+        ));
+    }
     lines.extend(
         report
             .other_repositories

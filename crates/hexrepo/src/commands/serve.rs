@@ -39,6 +39,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(&args.flags)?;
     let _log_guard = init_logging(settings.log_format.value);
     let store = settings.open_store()?;
+    remove_orphaned_temporaries(&store);
     if store.head(&StorageKey::Names)?.is_none() {
         create_repository(&settings, &store)?;
     }
@@ -130,6 +131,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes what a writer killed mid-commit left in `store` (hidden files, never served), and
+/// says so.
+fn remove_orphaned_temporaries(store: &Store) {
+    match store.remove_orphaned_temporaries() {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(
+            "removed {removed} temporary files an interrupted writer left in {}",
+            store.describe()
+        ),
+        Err(e) => tracing::warn!("looking for temporaries left by an interrupted writer: {e}"),
+    }
 }
 
 /// The signing key, when its file exists: the API is on with it.
@@ -305,6 +319,7 @@ fn mirror(settings: &Settings) -> anyhow::Result<Option<Mirror>> {
     if let Some(root) = store.local_root() {
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     }
+    remove_orphaned_temporaries(&store);
     Ok(Some(match settings.mirror_mode.value {
         MirrorMode::Offline => Mirror::Offline(store),
         MirrorMode::Lazy => {

@@ -78,7 +78,20 @@ fn a_sync_killed_mid_download_leaves_whole_tarballs_only_and_the_next_run_fetche
         assert!(!mirror.path().join(index).exists(), "{index} written");
     }
 
+    // A kill inside a commit, between writing a temporary and renaming it, leaves the
+    // temporary (named after the dead process): the next run removes it.
+    let orphan = mirror.path().join("tarballs").join(format!(
+        ".{}.tmp-2147483647-0",
+        stalled.trim_start_matches("tarballs/")
+    ));
+    fs::write(&orphan, b"half a tarball").unwrap();
+
     let out = sync_ok(&upstream, &nginx.url(), mirror.path(), private.path(), &[]);
+    assert!(
+        out.contains("removed 1 temporary files an interrupted run left behind"),
+        "{out}"
+    );
+    assert!(!orphan.exists());
     assert!(
         out.contains(&format!(
             "tarballs: {} fetched, {WHOLE} skipped (already verified)",

@@ -737,3 +737,32 @@ fn serve_refuses_a_private_key_that_does_not_match_the_public_key() {
     );
     assert_eq!(fs::read(public.join("public_key")).unwrap(), before);
 }
+
+#[test]
+fn serve_removes_temporaries_a_killed_writer_left_and_keeps_live_ones() {
+    let tmp = temp_dir();
+    let public = tmp.path().join("public");
+    let key = tmp.path().join("private_key.pem");
+    drop(HexrepoServer::start(tmp.path(), &public, &key, &[]));
+    fs::create_dir_all(public.join("tarballs")).unwrap();
+    // Named after a process that cannot exist (above any pid_max), and after this one.
+    let orphan = public.join("tarballs/.foo-1.0.0.tar.tmp-2147483647-0");
+    let live = public.join(format!(".names.tmp-{}-0", std::process::id()));
+    fs::write(&orphan, b"half a tarball").unwrap();
+    fs::write(&live, b"a write under way").unwrap();
+    let server = HexrepoServer::start(tmp.path(), &public, &key, &[]);
+    assert!(!orphan.exists(), "{}", server.log());
+    assert!(live.exists());
+    // The log is written in the background: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("removed 1 temporary files")
+        && std::time::Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server.log().contains("removed 1 temporary files"),
+        "{}",
+        server.log()
+    );
+}
