@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+mod mirror_host;
 pub mod objects;
 pub mod observe;
 pub mod pull_through;
@@ -16,4 +17,5 @@ pub mod respond;
 mod router;
 mod single_flight;
 
+pub use mirror_host::MirrorHost;
 pub use router::{AppState, MIRROR_PREFIX, Mirror, ServerConfig, router};

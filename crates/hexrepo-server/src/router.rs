@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hexrepo_registry::keys::Permission;
+use tower::Layer;
 
 use crate::api::ApiConfig;
 use crate::auth::{Access, Authenticator};
+use crate::mirror_host::{MirrorHost, route_to_mirror};
 use crate::objects::{Found, ObjectCache, ReadError};
 use crate::observe::{Metrics, record};
 use crate::pull_through::{PullThrough, Ready};
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     /// A mirror of hex.pm (or another upstream) served under [`MIRROR_PREFIX`], byte for byte
     /// as upstream signed it.
     pub mirror: Option<Mirror>,
+    /// A host name that serves the mirror at its root, and nothing else.
+    pub mirror_host: Option<MirrorHost>,
 }
 
 impl ServerConfig {
@@ -51,6 +55,7 @@ impl ServerConfig {
             cache_bytes: 16 << 20,
             api: None,
             mirror: None,
+            mirror_host: None,
         }
     }
 }
@@ -80,6 +85,7 @@ struct Inner {
     auth: Authenticator,
     metrics: Metrics,
     api: Option<ApiConfig>,
+    mirror_host: Option<MirrorHost>,
 }
 
 impl AppState {
@@ -103,6 +109,7 @@ impl AppState {
             auth: config.auth,
             metrics,
             api: config.api,
+            mirror_host: config.mirror_host,
         }))
     }
 
@@ -127,9 +134,24 @@ impl AppState {
     }
 }
 
-/// The application: repository resources, the mirror (when configured), `/healthz` and
-/// `/metrics`.
+/// The application: repository resources, the mirror (when configured, also under its own
+/// host name), `/healthz` and `/metrics`.
 pub fn router(state: AppState) -> Router {
+    let mirror_host = state.0.mirror.as_ref().and(state.0.mirror_host.clone());
+    let app = routes(state);
+    let Some(host) = mirror_host else {
+        return app;
+    };
+    // Around the whole router: a rewrite inside it would come after routing.
+    let to_mirror = middleware::map_request(move |request: Request| {
+        let routed = route_to_mirror(&host, request);
+        async move { routed }
+    });
+    Router::new().fallback_service(to_mirror.layer(app))
+}
+
+/// [`router`] less the mirror's host name.
+fn routes(state: AppState) -> Router {
     let mut repository = resource_routes(Served::Repository).route(
         "/metrics",
         get(|State(s): State<AppState>| async move { metrics_response(&s) }),

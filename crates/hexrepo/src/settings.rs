@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use hexrepo_registry::mirror::{HEXPM_NAME, HEXPM_URL};
 use hexrepo_registry::publish::DEFAULT_RESERVED_NAMES;
+use hexrepo_server::MirrorHost;
 use hexrepo_store::{S3Option, Store, StoreOptions};
 use serde::Deserialize;
 
@@ -57,6 +58,8 @@ pub mod env {
     pub const UPSTREAM_NAME: &str = "HEXREPO_UPSTREAM_NAME";
     /// PEM file with the mirrored repository's public key.
     pub const UPSTREAM_PUBLIC_KEY: &str = "HEXREPO_UPSTREAM_PUBLIC_KEY";
+    /// A host name that serves the mirror at its root (and nothing else).
+    pub const MIRROR_HOST: &str = "HEXREPO_MIRROR_HOST";
     /// `lazy` (a pull-through cache of the upstream) or `offline` (only what is stored).
     pub const MIRROR_MODE: &str = "HEXREPO_MIRROR_MODE";
     /// How long the lazy mirror serves a registry file before revalidating it upstream.
@@ -133,6 +136,9 @@ pub struct Flags {
     /// PEM file with the mirrored repository's public key [env: HEXREPO_UPSTREAM_PUBLIC_KEY; default: hex.pm's, built in].
     #[arg(long)]
     pub upstream_public_key: Option<PathBuf>,
+    /// Also serve the mirror at the root of this host name (requests whose Host is it get the mirror and nothing else), e.g. hexpm-mirror.example.com [env: HEXREPO_MIRROR_HOST; default none].
+    #[arg(long, value_name = "HOST")]
+    pub mirror_host: Option<String>,
     /// lazy: fetch what is asked for from the upstream (verified, stored); offline: serve only what is stored [env: HEXREPO_MIRROR_MODE; default lazy].
     #[arg(long)]
     pub mirror_mode: Option<String>,
@@ -172,6 +178,7 @@ struct FileConfig {
     upstream_url: Option<String>,
     upstream_name: Option<String>,
     upstream_public_key: Option<PathBuf>,
+    mirror_host: Option<String>,
     mirror_mode: Option<String>,
     mirror_ttl: Option<String>,
     mirror_negative_ttl: Option<String>,
@@ -317,6 +324,8 @@ pub struct Settings {
     pub upstream_name: Setting<String>,
     /// The mirrored repository's public key file; `None` for hex.pm's built-in key.
     pub upstream_public_key: Setting<Option<PathBuf>>,
+    /// A host name that serves the mirror at its root.
+    pub mirror_host: Setting<Option<MirrorHost>>,
     /// How `serve` serves the mirror.
     pub mirror_mode: Setting<MirrorMode>,
     /// How long the lazy mirror trusts a registry file upstream confirmed.
@@ -522,6 +531,13 @@ impl Settings {
                 (file.upstream_public_key.map(Some), f),
                 None,
             )?,
+            mirror_host: mirror_host(optional(pick(
+                flags.mirror_host,
+                env::MIRROR_HOST,
+                text,
+                (file.mirror_host, f),
+                String::new(),
+            )?))?,
             mirror_mode: choice(
                 pick(
                     flags.mirror_mode,
@@ -588,6 +604,14 @@ impl Settings {
         if self.read_auth.value == ReadAuth::Public && self.auth_username.value.is_some() {
             bail!(
                 "read_auth is public but basic-auth credentials are configured: remove one of them"
+            );
+        }
+        if self.mirror_host.value.is_some() && !self.mirror.value {
+            bail!(
+                "mirror_host is set (from {}) but mirror is off: set mirror too (--mirror, {}=true \
+                 or mirror = true)",
+                self.mirror_host.origin,
+                env::MIRROR
             );
         }
         if self.mirror_sync_every.value.is_some() && !self.mirror.value {
@@ -659,6 +683,13 @@ impl Settings {
             line("upstream_url", &self.upstream_url),
             line("upstream_name", &self.upstream_name),
             line("upstream_public_key", &self.upstream_public_key),
+            line(
+                "mirror_host",
+                &Setting {
+                    value: self.mirror_host.value.as_ref().map(MirrorHost::as_str),
+                    origin: self.mirror_host.origin.clone(),
+                },
+            ),
             line("mirror_mode", &self.mirror_mode),
             line("mirror_ttl", &self.mirror_ttl),
             line("mirror_negative_ttl", &self.mirror_negative_ttl),
@@ -685,6 +716,20 @@ impl Settings {
         }))
         .collect()
     }
+}
+
+/// A host name that serves the mirror, checked now so a typo stops `serve` at once.
+fn mirror_host(setting: Setting<Option<String>>) -> anyhow::Result<Setting<Option<MirrorHost>>> {
+    let value = setting
+        .value
+        .as_deref()
+        .map(MirrorHost::parse)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("{why} (from {})", setting.origin))?;
+    Ok(Setting {
+        value,
+        origin: setting.origin,
+    })
 }
 
 /// A duration as people write it: `90s`, `5m`, `1h 30m`.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
-use hexrepo_server::auth::{Authenticator, ReadAuth};
-use hexrepo_server::{AppState, Mirror, ServerConfig, router};
+use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth};
+use hexrepo_server::{AppState, Mirror, MirrorHost, ServerConfig, router};
 use hexrepo_store::testing::S3Server;
 use hexrepo_store::{Bytes, Precondition, StorageKey, Store};
 
@@ -250,4 +250,58 @@ async fn the_mirror_is_served_from_its_own_store_under_its_prefix() {
     )
     .await;
     assert_eq!(off.status(), StatusCode::NOT_FOUND);
+}
+
+/// With a mirror host name, requests for that host get the mirror at their root and nothing
+/// else (no private packages, no metrics), behind the same read access; other hosts are
+/// served as before, the mirror still under its prefix.
+#[tokio::test]
+async fn the_mirror_host_serves_the_mirror_at_its_root_and_nothing_else() {
+    let (repository, mirror) = (Store::memory(), Store::memory());
+    put(&repository, StorageKey::package("acme"), b"private").await;
+    put(&mirror, StorageKey::package("jason"), b"mirrored").await;
+    let credentials = BasicCredentials::new("reader", "secret");
+    let app = router(AppState::new(ServerConfig {
+        mirror: Some(Mirror::Offline(mirror)),
+        mirror_host: Some(MirrorHost::parse("hexpm.example.com").unwrap()),
+        ..ServerConfig::new(
+            repository,
+            Authenticator::new(ReadAuth::Required, Some(credentials), None),
+        )
+    }));
+    let basic = ("authorization", "Basic cmVhZGVyOnNlY3JldA==");
+    let on_mirror = ("host", "HexPM.example.com:4000");
+
+    let (package, body) = get(&app, "/packages/jason", &[on_mirror, basic]).await;
+    assert_eq!(
+        (package.status(), body.as_slice()),
+        (StatusCode::OK, &b"mirrored"[..])
+    );
+    let (denied, _) = get(&app, "/packages/jason", &[on_mirror]).await;
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    for path in [
+        "/packages/acme",
+        "/metrics",
+        "/mirrors/hexpm/packages/jason",
+        "/api/packages/acme",
+    ] {
+        let (hidden, _) = get(&app, path, &[on_mirror, basic]).await;
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let (health, _) = get(&app, "/healthz", &[on_mirror]).await;
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let elsewhere = ("host", "repo.example.com");
+    let (private, body) = get(&app, "/packages/acme", &[elsewhere, basic]).await;
+    assert_eq!(
+        (private.status(), body.as_slice()),
+        (StatusCode::OK, &b"private"[..])
+    );
+    let (prefixed, body) = get(&app, "/mirrors/hexpm/packages/jason", &[elsewhere, basic]).await;
+    assert_eq!(
+        (prefixed.status(), body.as_slice()),
+        (StatusCode::OK, &b"mirrored"[..])
+    );
+    let (not_mirrored, _) = get(&app, "/packages/jason", &[elsewhere, basic]).await;
+    assert_eq!(not_mirrored.status(), StatusCode::NOT_FOUND);
 }

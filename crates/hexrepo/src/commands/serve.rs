@@ -17,7 +17,7 @@ use hexrepo_registry::mirror::shadowed;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
 use hexrepo_server::pull_through::{PullThrough, PullThroughConfig};
-use hexrepo_server::{AppState, MIRROR_PREFIX, Mirror, ServerConfig, router};
+use hexrepo_server::{AppState, MIRROR_PREFIX, Mirror, MirrorHost, ServerConfig, router};
 use hexrepo_store::{StorageKey, Store};
 use tokio::net::TcpListener;
 
@@ -74,6 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             cache_bytes: settings.cache_mib.value * 1024 * 1024,
             api,
             mirror,
+            mirror_host: settings.mirror_host.value.clone(),
         })
     };
 
@@ -115,7 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &settings,
         );
         if let Some(banner) = &mirror_banner {
-            print_mirror_banner(&url, banner);
+            print_mirror_banner(&url, banner, settings.mirror_host.value.as_ref());
         }
         tracing::info!(%local, "listening");
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -375,11 +376,27 @@ fn mirror_banner(mirror: &Mirror, settings: &Settings) -> String {
     )
 }
 
-fn print_mirror_banner(url: &str, banner: &str) {
+fn print_mirror_banner(url: &str, banner: &str, host: Option<&MirrorHost>) {
     let mirror_url = format!("{url}{MIRROR_PREFIX}");
     println!("\n{banner}: {mirror_url}");
     println!("  mix:    HEX_MIRROR={mirror_url}");
     println!("  rebar3: HEX_CDN={mirror_url}");
+    if let Some(host) = host {
+        let host_url = with_host(url, host);
+        println!("  also at {host_url} (requests for host {host} get the mirror and nothing else)");
+    }
+}
+
+/// `url` with its host replaced by `host` (scheme and port kept).
+fn with_host(url: &str, host: &MirrorHost) -> String {
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return format!("http://{host}");
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 /// Logs go to stderr through a buffered background writer, so a request never waits on a
@@ -403,8 +420,7 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-/// Resolves on SIGTERM or Ctrl-C; in-flight responses then finish before `serve` returns.
-/// Resolves on SIGTERM or SIGINT. The handlers are installed now, before the banner tells
+/// Resolves on SIGTERM or SIGINT; in-flight responses then finish before `serve` returns. The handlers are installed now, before the banner tells
 /// anyone the server is up: a signal sent right after it is a graceful stop, not a kill.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};

@@ -3,7 +3,7 @@
 //! was asked for, a private name found upstream is reported, concurrent misses make one
 //! upstream request, 404s are remembered, registry files are revalidated with ETags, tampered
 //! upstream files are refused, and with the upstream stopped stored files are still served
-//! (registry files flagged stale).
+//! (registry files flagged stale). The mirror is also served at a host name of its own.
 
 use std::fs;
 use std::path::Path;
@@ -15,13 +15,20 @@ use crate::clients::{Rebar3Project, create_package};
 use crate::mirror_support::{
     UPSTREAM, Upstream, build_repository, files, keygen, requests_for, served_upstream,
 };
-use crate::serve_support::{HexrepoServer, HttpResponse, http_get};
-use crate::support::{StaticServer, describe, output_of, read_text, sha256_upper, temp_dir};
+use crate::serve_support::{HexrepoServer, HttpResponse, hexrepo_in, http_get, output_within};
+use crate::support::{
+    StaticServer, all_output, describe, output_of, read_text, run, sha256_upper, stdout_text,
+    temp_dir,
+};
 
 /// Registry files are revalidated after this long (the `--mirror-ttl` the tests use).
 const TTL: Duration = Duration::from_secs(2);
 /// Upstream 404s are remembered this long (`--mirror-negative-ttl`).
 const NEGATIVE_TTL: Duration = Duration::from_secs(3);
+
+/// The host name that serves the mirror at its root: the server listens on 127.0.0.1, so
+/// `localhost` reaches it with another `Host`.
+const MIRROR_HOST: &str = "localhost";
 
 /// `hexrepo serve --mirror` (lazy) with `mirror` as its storage, pulling from `upstream_url`.
 fn lazy_server(
@@ -51,6 +58,8 @@ fn lazy_server(
             &ttl,
             "--mirror-negative-ttl",
             &negative_ttl,
+            "--mirror-host",
+            MIRROR_HOST,
         ],
     );
     server.wait_for_stdout("HEX_CDN=");
@@ -124,30 +133,17 @@ fn private_repository(work: &Path, packages: &[&str]) {
     build_repository(&work.join("public"), "acme", &key);
 }
 
-/// Waits out a TTL, with a margin for a loaded machine.
-fn wait_past(ttl: Duration) {
-    thread::sleep(ttl + Duration::from_millis(300));
-}
-
-#[test]
-fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keeps_only_those() {
-    let (upstream, nginx) = served_upstream();
-    let (mirror, work) = (temp_dir(), temp_dir());
-    // A private package named like one upstream (delta): reported, never silently shadowed.
-    private_repository(work.path(), &["delta", "omega"]);
-    let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
-    let mirror_url = format!("{}/mirrors/hexpm", server.url());
-    let log = wait_for_log(&server, "dependency confusion");
-    assert!(
-        log.contains(r#"private package "delta" also exists in "hexpm""#),
-        "{log}"
-    );
-
-    // Side by side: alpha (and its dependencies) from the mirror, omega from the private
-    // repository, one server.
+/// rebar3 resolves alpha (and its dependencies) with `HEX_CDN=MIRROR_URL` and omega from the
+/// private repository `acme` in `work`, one server: the lock holds each tarball's SHA-256.
+fn rebar3_gets_alpha_and_omega(
+    server: &HexrepoServer,
+    mirror_url: &str,
+    upstream: &Upstream,
+    work: &Path,
+) {
     let escape = |pem: String| pem.replace('\\', "\\\\").replace('"', "\\\"");
     let upstream_key = escape(read_text(&upstream.public_key()));
-    let private_public_key = escape(read_text(&work.path().join("public/public_key")));
+    let private_public_key = escape(read_text(&work.join("public/public_key")));
     let project = Rebar3Project::new("unused", "unused", &[]);
     fs::write(
         project.dir().join("rebar.config"),
@@ -162,11 +158,11 @@ fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keep
     )
     .unwrap();
     let mut cmd = project.rebar3(&["get-deps"]);
-    cmd.env("HEX_CDN", &mirror_url);
+    cmd.env("HEX_CDN", mirror_url);
     let output = output_of(&mut cmd);
     assert!(
         output.status.success(),
-        "rebar3 through the lazy mirror: {}\n--- hexrepo log ---\n{}",
+        "rebar3 through the lazy mirror at its host name: {}\n--- hexrepo log ---\n{}",
         describe(&cmd, &output),
         server.log()
     );
@@ -178,12 +174,39 @@ fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keep
     for (name, version) in &lock.versions {
         let file = format!("tarballs/{name}-{version}.tar");
         let tarball = if name == "omega" {
-            work.path().join("public").join(file)
+            work.join("public").join(file)
         } else {
             upstream.public().join(file)
         };
         assert_eq!(lock.pkg_hash_ext[name], sha256_upper(&tarball), "{name}");
     }
+}
+
+/// Waits out a TTL, with a margin for a loaded machine.
+fn wait_past(ttl: Duration) {
+    thread::sleep(ttl + Duration::from_millis(300));
+}
+
+#[test]
+fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keeps_only_those() {
+    let (upstream, nginx) = served_upstream();
+    let (mirror, work) = (temp_dir(), temp_dir());
+    // A private package named like one upstream (delta): reported, never silently shadowed.
+    private_repository(work.path(), &["delta", "omega"]);
+    let server = lazy_server(work.path(), mirror.path(), &upstream, &nginx.url());
+    // The mirror at its own host name: the private repository is 127.0.0.1, the mirror
+    // localhost, on one port.
+    let mirror_url = format!("http://{MIRROR_HOST}:{}", server.port());
+    server.wait_for_stdout(&format!("also at {mirror_url} "));
+    let log = wait_for_log(&server, "dependency confusion");
+    assert!(
+        log.contains(r#"private package "delta" also exists in "hexpm""#),
+        "{log}"
+    );
+
+    // Side by side: alpha (and its dependencies) from the mirror, omega from the private
+    // repository, one server.
+    rebar3_gets_alpha_and_omega(&server, &mirror_url, &upstream, work.path());
 
     // Only what rebar3 asked for, byte for byte as upstream signed it: not delta, not gamma
     // 1.0.0 (a release nobody resolved).
@@ -210,6 +233,15 @@ fn rebar3_gets_private_and_mirrored_packages_from_one_server_and_the_mirror_keep
             "{file}"
         );
     }
+    // The mirror's host name serves the mirror and nothing else: not the private omega, not
+    // the API. Other names still serve both.
+    let host = format!("{MIRROR_HOST}:{}", server.port());
+    for path in ["/packages/omega", "/api/packages/omega"] {
+        let hidden = http_get(server.port(), path, &[("Host", host.as_str())]).expect(path);
+        assert_eq!(hidden.status, 404, "{path}");
+    }
+    let private = http_get(server.port(), "/packages/omega", &[]).expect("omega");
+    assert_eq!(private.status, 200);
 
     // Upstream stopped: stored files are still served, registry files flagged stale (once
     // their TTL is over, so the mirror had to ask); what was never stored is a 502.
@@ -478,4 +510,42 @@ fn wait_for_log(server: &HexrepoServer, needle: &str) -> String {
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn the_mirror_host_setting_is_shown_with_its_origin_and_a_bad_one_stops_serve_at_once() {
+    let tmp = temp_dir();
+    fs::write(
+        tmp.path().join("hexrepo.toml"),
+        "mirror = true\nmirror_host = \"HexPM.Internal\"\n",
+    )
+    .unwrap();
+    let text = stdout_text(&run(&mut hexrepo_in(tmp.path(), &["config", "show"])));
+    let line = "mirror_host = Some(\"hexpm.internal\")  # config file hexrepo.toml";
+    assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+
+    fs::remove_file(tmp.path().join("hexrepo.toml")).unwrap();
+    let refused = |args: &[&str], expected: &[&str]| {
+        let mut cmd = hexrepo_in(tmp.path(), &["serve", "--port", "0", "--bind", "127.0.0.1"]);
+        cmd.args(args);
+        let output = output_within(&mut cmd, Duration::from_secs(10));
+        let text = all_output(&output);
+        assert!(
+            !output.status.success() && expected.iter().all(|e| text.contains(e)),
+            "{}",
+            describe(&cmd, &output)
+        );
+    };
+    refused(
+        &["--mirror", "--mirror-host", "hexpm.internal:4000"],
+        &["\"hexpm.internal:4000\"", "port", "command line"],
+    );
+    refused(
+        &["--mirror-host", "hexpm.internal"],
+        &["mirror_host", "mirror is off"],
+    );
+    assert!(
+        !tmp.path().join("hexrepo-data").exists(),
+        "a refused configuration created files"
+    );
 }

@@ -269,13 +269,19 @@ impl HttpResponse {
     }
 }
 
-/// `GET PATH HTTP/1.1` to 127.0.0.1:`port` with `Connection: close` and the extra `headers`,
-/// read to the end. Fails on anything that is not a complete response: no header block, a
+/// `GET PATH HTTP/1.1` to 127.0.0.1:`port` with `Connection: close` and the extra `headers`
+/// (`Host: x` unless they give one), read to the end. Fails on anything that is not a complete response: no header block, a
 /// chunked body, or a body shorter or longer than its `Content-Length`.
 pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str("Host: x\r\n");
+    }
     for (name, value) in headers {
         let _ = write!(request, "{name}: {value}\r\n");
     }
