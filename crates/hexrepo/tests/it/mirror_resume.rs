@@ -49,10 +49,11 @@ fn a_sync_killed_mid_download_leaves_whole_tarballs_only_and_the_next_run_fetche
     let output = || format!("{}{}", read_text(&stdout), read_text(&stderr));
     let stalled = wait_for(&mut child, &output, || relay.stalled());
     let stalled = stalled.trim_start_matches('/').to_owned();
+    // Tarballs in place: not the temporaries a group commit stages before renaming them.
     let stored = || {
         files(mirror.path())
             .into_iter()
-            .filter(|f| f.starts_with("tarballs/"))
+            .filter(|f| f.starts_with("tarballs/") && !f.starts_with("tarballs/."))
             .count()
     };
     wait_for(&mut child, &output, || (stored() == WHOLE).then_some(()));
