@@ -614,6 +614,24 @@ impl Settings {
                 env::MIRROR
             );
         }
+        let public_host = self
+            .public_url
+            .value
+            .as_deref()
+            .and_then(|url| url.parse::<axum::http::Uri>().ok())
+            .and_then(|uri| uri.host().map(str::to_ascii_lowercase));
+        if let (Some(mirror_host), Some(public_host)) = (&self.mirror_host.value, public_host)
+            && mirror_host.as_str() == public_host.trim_end_matches('.')
+        {
+            bail!(
+                "mirror_host {:?} (from {}) is the host of public_url (from {}): that host would \
+                 serve only the mirror and clients could not reach the repository; give the \
+                 mirror a name of its own",
+                mirror_host.as_str(),
+                self.mirror_host.origin,
+                self.public_url.origin
+            );
+        }
         if self.mirror_sync_every.value.is_some() && !self.mirror.value {
             bail!(
                 "mirror_sync_every is set (from {}) but mirror is off: scheduled syncs are for the \

@@ -544,6 +544,16 @@ fn the_mirror_host_setting_is_shown_with_its_origin_and_a_bad_one_stops_serve_at
         &["--mirror-host", "hexpm.internal"],
         &["mirror_host", "mirror is off"],
     );
+    refused(
+        &[
+            "--mirror",
+            "--mirror-host",
+            "Repo.Example.com",
+            "--public-url",
+            "https://repo.example.com/hex",
+        ],
+        &["\"repo.example.com\"", "public_url", "command line"],
+    );
     assert!(
         !tmp.path().join("hexrepo-data").exists(),
         "a refused configuration created files"
