@@ -212,10 +212,13 @@ pub fn is_conflict(e: &RegistryError) -> bool {
 }
 
 /// A short, growing, jittered pause, so racing writers spread out instead of colliding again.
+/// It grows to 128–384 ms: on a slow store (moto on a loaded machine) one round of eight
+/// writers takes longer than the 64 ms it used to stop at, and a writer could lose all of its
+/// attempts.
 fn backoff(attempt: u32) {
-    let mut byte = [0u8; 1];
-    aws_lc_rs::rand::fill(&mut byte).expect("the system RNG is available");
-    let base_ms = 1u64 << attempt.min(6);
-    let jitter = u64::from(byte[0]) % (base_ms + 1);
+    let mut bytes = [0u8; 2];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG is available");
+    let base_ms = 1u64 << attempt.min(8);
+    let jitter = u64::from(u16::from_le_bytes(bytes)) % (base_ms + 1);
     std::thread::sleep(std::time::Duration::from_millis(base_ms / 2 + jitter));
 }
