@@ -41,6 +41,12 @@ impl MirrorHost {
         &self.0
     }
 
+    /// Whether `host` (from a `Host` header or a URL, without its port) names this host:
+    /// case-insensitively, a trailing dot ignored.
+    pub fn is(&self, host: &str) -> bool {
+        normalized(host) == self.0
+    }
+
     /// Whether `request` was sent to this host: its URI's authority (HTTP/2, absolute-form
     /// requests) or else its `Host` header, the port ignored, case-insensitively.
     fn addressed_by(&self, request: &Request) -> bool {
@@ -48,7 +54,7 @@ impl MirrorHost {
             let host = request.headers().get(header::HOST)?.to_str().ok()?;
             Authority::from_str(host).ok()
         });
-        authority.is_some_and(|a| normalized(a.host()) == self.0)
+        authority.is_some_and(|a| self.is(a.host()))
     }
 }
 

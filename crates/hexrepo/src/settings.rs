@@ -614,14 +614,15 @@ impl Settings {
                 env::MIRROR
             );
         }
-        let public_host = self
+        let public_uri = self
             .public_url
             .value
             .as_deref()
-            .and_then(|url| url.parse::<axum::http::Uri>().ok())
-            .and_then(|uri| uri.host().map(str::to_ascii_lowercase));
-        if let (Some(mirror_host), Some(public_host)) = (&self.mirror_host.value, public_host)
-            && mirror_host.as_str() == public_host.trim_end_matches('.')
+            .and_then(|url| url.parse::<axum::http::Uri>().ok());
+        if let (Some(mirror_host), Some(public_host)) = (
+            &self.mirror_host.value,
+            public_uri.as_ref().and_then(axum::http::Uri::host),
+        ) && mirror_host.is(public_host)
         {
             bail!(
                 "mirror_host {:?} (from {}) is the host of public_url (from {}): that host would \

@@ -187,7 +187,6 @@ fn store_registry_files(
     etags: &mut Etags,
     report: &mut SyncReport,
 ) {
-    // What changed is stored a batch at a time, in order: packages, then the key and indexes.
     let mut changed: Vec<(Write, Option<String>)> = Vec::new();
     for (key, file) in writes {
         // An ETag is kept only with the bytes it names, so a 304 never confirms other bytes.
@@ -440,19 +439,14 @@ fn holds(store: &Store, key: &StorageKey, bytes: &[u8]) -> Result<bool, Problem>
     Ok(current.is_some_and(|o| o.bytes.as_ref() == bytes))
 }
 
-/// Writes `bytes` unless the store already holds exactly them; `Ok(true)` if written.
-fn write_if_changed(store: &Store, key: &StorageKey, bytes: Vec<u8>) -> Result<bool, Problem> {
-    let current = store.get(key).map_err(Problem::Store)?;
-    if current
-        .as_ref()
-        .is_some_and(|o| o.bytes.as_ref() == bytes.as_slice())
-    {
-        return Ok(false);
+/// Writes `bytes` unless the store already holds exactly them.
+fn write_if_changed(store: &Store, key: &StorageKey, bytes: Vec<u8>) -> Result<(), Problem> {
+    if !holds(store, key, &bytes)? {
+        store
+            .put(key, Bytes::from(bytes), Precondition::Overwrite)
+            .map_err(Problem::Store)?;
     }
-    store
-        .put(key, Bytes::from(bytes), Precondition::Overwrite)
-        .map_err(Problem::Store)?;
-    Ok(true)
+    Ok(())
 }
 
 /// The report as the lines `hexrepo mirror sync` prints: a summary, then each failure.

@@ -420,8 +420,9 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-/// Resolves on SIGTERM or SIGINT; in-flight responses then finish before `serve` returns. The handlers are installed now, before the banner tells
-/// anyone the server is up: a signal sent right after it is a graceful stop, not a kill.
+/// Resolves on SIGTERM or SIGINT; in-flight responses then finish before `serve` returns.
+/// The handlers are installed now, before the banner tells anyone the server is up: a signal
+/// sent right after it is a graceful stop, not a kill.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate =

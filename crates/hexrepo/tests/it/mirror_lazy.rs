@@ -15,10 +15,11 @@ use crate::clients::{Rebar3Project, create_package};
 use crate::mirror_support::{
     UPSTREAM, Upstream, build_repository, files, keygen, requests_for, served_upstream,
 };
-use crate::serve_support::{HexrepoServer, HttpResponse, hexrepo_in, http_get, output_within};
+use crate::serve_support::{
+    HexrepoServer, HttpResponse, assert_serve_refuses, hexrepo_in, http_get,
+};
 use crate::support::{
-    StaticServer, all_output, describe, output_of, read_text, run, sha256_upper, stdout_text,
-    temp_dir,
+    StaticServer, describe, output_of, read_text, run, sha256_upper, stdout_text, temp_dir,
 };
 
 /// Registry files are revalidated after this long (the `--mirror-ttl` the tests use).
@@ -526,15 +527,7 @@ fn the_mirror_host_setting_is_shown_with_its_origin_and_a_bad_one_stops_serve_at
 
     fs::remove_file(tmp.path().join("hexrepo.toml")).unwrap();
     let refused = |args: &[&str], expected: &[&str]| {
-        let mut cmd = hexrepo_in(tmp.path(), &["serve", "--port", "0", "--bind", "127.0.0.1"]);
-        cmd.args(args);
-        let output = output_within(&mut cmd, Duration::from_secs(10));
-        let text = all_output(&output);
-        assert!(
-            !output.status.success() && expected.iter().all(|e| text.contains(e)),
-            "{}",
-            describe(&cmd, &output)
-        );
+        assert_serve_refuses(tmp.path(), args, &[], expected);
     };
     refused(
         &["--mirror", "--mirror-host", "hexpm.internal:4000"],

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::mirror_support::{
     UPSTREAM, Upstream, files, requests_for, served_upstream, sync_command,
 };
-use crate::serve_support::{HexrepoServer, hexrepo_in, http_get, output_within};
-use crate::support::{all_output, describe, require_rebar3_and_nginx, run, stdout_text, temp_dir};
+use crate::serve_support::{HexrepoServer, assert_serve_refuses, hexrepo_in, http_get};
+use crate::support::{require_rebar3_and_nginx, run, stdout_text, temp_dir};
 
 /// How long a scheduled sync may take to show its effect on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -202,32 +202,17 @@ fn the_schedule_settings_resolve_in_layers_and_a_schedule_without_the_mirror_is_
     }
 
     fs::remove_file(tmp.path().join("hexrepo.toml")).unwrap();
-    let timeout = Duration::from_secs(10);
-    let serve = |extra: &[&str]| {
-        let mut cmd = hexrepo_in(tmp.path(), &["serve", "--port", "0", "--bind", "127.0.0.1"]);
-        cmd.args(extra);
-        cmd
-    };
-    let mut no_mirror = serve(&["--mirror-sync-every", "1h"]);
-    let output = output_within(&mut no_mirror, timeout);
-    let text = all_output(&output);
-    assert!(
-        !output.status.success()
-            && text.contains("mirror_sync_every")
-            && text.contains("--mirror,"),
-        "{}",
-        describe(&no_mirror, &output)
+    assert_serve_refuses(
+        tmp.path(),
+        &["--mirror-sync-every", "1h"],
+        &[],
+        &["mirror_sync_every", "--mirror,"],
     );
-    let mut bad = serve(&["--mirror"]);
-    bad.env("HEXREPO_MIRROR_SYNC_EVERY", "soon");
-    let output = output_within(&mut bad, timeout);
-    let text = all_output(&output);
-    assert!(
-        !output.status.success()
-            && text.contains("\"soon\"")
-            && text.contains("HEXREPO_MIRROR_SYNC_EVERY"),
-        "{}",
-        describe(&bad, &output)
+    assert_serve_refuses(
+        tmp.path(),
+        &["--mirror"],
+        &[("HEXREPO_MIRROR_SYNC_EVERY", "soon")],
+        &["\"soon\"", "HEXREPO_MIRROR_SYNC_EVERY"],
     );
     assert!(
         !tmp.path().join("hexrepo-data").exists(),

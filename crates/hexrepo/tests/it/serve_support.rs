@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{describe, hexrepo_bin, temp_dir};
+use crate::support::{all_output, describe, hexrepo_bin, temp_dir};
 
 /// How long the server may take to print its banner.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +45,20 @@ pub fn hexrepo_in(cwd: &Path, args: &[&str]) -> Command {
         }
     }
     cmd
+}
+
+/// `hexrepo serve --port 0 --bind 127.0.0.1 ARGS` in `cwd` with the extra `env`, required to
+/// stop at once (within 10 s) with a failure whose output holds each of `expected`.
+pub fn assert_serve_refuses(cwd: &Path, args: &[&str], env: &[(&str, &str)], expected: &[&str]) {
+    let mut cmd = hexrepo_in(cwd, &["serve", "--port", "0", "--bind", "127.0.0.1"]);
+    cmd.args(args).envs(env.iter().copied());
+    let output = output_within(&mut cmd, Duration::from_secs(10));
+    let text = all_output(&output);
+    assert!(
+        !output.status.success() && expected.iter().all(|e| text.contains(e)),
+        "{}",
+        describe(&cmd, &output)
+    );
 }
 
 /// Runs `cmd` with stdin closed, killing it and failing the test if it has not exited after
