@@ -13,7 +13,7 @@
 #                  mark_deleted and wait_since_deleted (ext4's 60 s after deleting files)
 #   processes      bench_run_dir NAME: a temporary folder ($RUN) and the exit trap that stops
 #                  every process registered with track_pid; stop_pid; free_port
-#   servers        start_hexrepo, hexrepo_cmd, start_nginx
+#   servers        start_hexrepo, hexrepo_cmd, start_nginx, await_output
 #   numbers        stats, cpu_ticks, vm_mib, time_v, wrk_ms
 # Every function dies with "bench: ..." when it cannot do its job, so a script exits non-zero
 # only when it cannot run.
@@ -259,15 +259,24 @@ start_hexrepo() {
         --bind 127.0.0.1 --port 0 "$@" >"$log.out" 2>"$log") &
     pid=$!
     track_pid "$pid"
-    for _ in $(seq 1 200); do
-        port=$(sed -n 's|^hexrepo serving .* at http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$log.out" 2>/dev/null)
-        [[ -n $port ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    port=$(await_output "$pid" "$log.out" 's|^hexrepo serving .* at http://127\.0\.0\.1:\([0-9]*\)$|\1|p')
     [[ -n $port ]] || die "hexrepo serve $* did not start: $(cat "$log.out" "$log")"
     printf -v "$var_pid" %s "$pid"
     printf -v "$var_port" %s "$port"
+}
+
+# await_output PID FILE SED_SCRIPT: prints what `sed -n SED_SCRIPT FILE` gives once it gives
+# something (a started server's address or port), polling for up to 20 s; prints nothing when
+# the process PID exits first or time runs out.
+await_output() {
+    local pid=$1 file=$2 script=$3 found=''
+    for _ in $(seq 1 200); do
+        found=$(sed -n "$script" "$file" 2>/dev/null)
+        [[ -n $found ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    printf '%s' "$found"
 }
 
 # start_nginx HTTP_BLOCK: Debian's nginx (NGINX) with its own prefix, conf, pid file and temp

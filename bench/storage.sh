@@ -153,13 +153,7 @@ MOTO_LOG=$WORK/moto-requests.log
 tools/s3-server --port 0 --bucket "$BUCKET" --verbose >"$RUN/moto.out" 2>"$MOTO_LOG" &
 MOTO_PID=$!
 track_pid "$MOTO_PID"
-MOTO_ADDR=
-for _ in $(seq 1 200); do
-    MOTO_ADDR=$(sed -n 's/^listening on //p' "$RUN/moto.out" 2>/dev/null)
-    [[ -n $MOTO_ADDR ]] && break
-    kill -0 "$MOTO_PID" 2>/dev/null || break
-    sleep 0.1
-done
+MOTO_ADDR=$(await_output "$MOTO_PID" "$RUN/moto.out" 's/^listening on //p')
 [[ -n $MOTO_ADDR ]] || die "tools/s3-server did not start: $(cat "$RUN/moto.out" "$MOTO_LOG")"
 echo "moto (pid $MOTO_PID) at http://$MOTO_ADDR, bucket $BUCKET; request log in $MOTO_LOG"
 S3_ENV=(AWS_ENDPOINT="http://$MOTO_ADDR" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
