@@ -17,6 +17,7 @@ pub mod publish;
 pub mod release;
 pub mod retire;
 pub mod signed_files;
+pub mod snippets;
 pub mod verify;
 
 pub use error::RegistryError;

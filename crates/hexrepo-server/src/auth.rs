@@ -198,11 +198,20 @@ impl Authenticator {
 
     /// Checks a request that needs `needed`; `required` says whether anonymous access is refused.
     /// The basic-auth operator may do everything.
+    ///
+    /// When anonymous access is allowed, credentials this server does not know (or a key without
+    /// the permission) are served as anonymous rather than refused: Hex 2.5.0 and 2.5.1 send the
+    /// user's hex.pm OAuth token to every repository added with `mix hex.repo add`, and
+    /// `HEX_TRUSTED_MIRROR_URL` does so on every version, so refusing them would lock those users
+    /// out of an open repository. The request gains nothing an anonymous one would not get.
     pub fn check(&self, headers: &HeaderMap, needed: Permission, required: bool) -> Access {
         match self.identify(headers) {
-            Identity::Anonymous if required => Access::Missing,
-            Identity::Anonymous | Identity::Operator => Access::Allowed(None),
+            Identity::Operator => Access::Allowed(None),
             Identity::Key(key) if key.allows(needed) => Access::Allowed(Some(key.name)),
+            Identity::Anonymous | Identity::Key(_) | Identity::Invalid if !required => {
+                Access::Allowed(None)
+            }
+            Identity::Anonymous => Access::Missing,
             Identity::Key(_) | Identity::Invalid => Access::Denied,
         }
     }

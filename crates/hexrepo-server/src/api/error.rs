@@ -16,6 +16,14 @@ pub enum ApiError {
     Forbidden(&'static str),
     /// 404.
     NotFound,
+    /// 404: `/api/repos/NAME` names a repository this server does not host (`mix hex.publish
+    /// --organization NAME` with the wrong name).
+    UnknownRepository {
+        /// The name asked for (cut to 64 characters).
+        asked: String,
+        /// The repository this server hosts.
+        served: String,
+    },
     /// 400: a malformed request.
     BadRequest(String),
     /// 413: the body is over the limit.
@@ -40,6 +48,14 @@ impl ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned(), None),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned(), None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Page not found".to_owned(), None),
+            ApiError::UnknownRepository { asked, served } => (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "this server hosts no repository (organization) named {asked:?}; \
+                     its repository is {served:?}: use --organization {served}"
+                ),
+                None,
+            ),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m, None),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

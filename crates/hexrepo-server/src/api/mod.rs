@@ -78,6 +78,12 @@ pub fn routes() -> Router<AppState> {
 }
 
 impl ApiConfig {
+    /// The API URL of this repository, `BASE/api/repos/NAME`, as hex.pm names a private
+    /// repository's resources (`/api/repos/acme/packages/foo`).
+    pub fn api_url(&self) -> String {
+        format!("{}/api/repos/{}", self.base_url, self.repository)
+    }
+
     /// The registry's publisher for this repository.
     pub fn publisher(&self) -> hexrepo_registry::publish::Publisher<'_> {
         hexrepo_registry::publish::Publisher {
@@ -113,11 +119,11 @@ fn params(
     params: HashMap<String, String>,
 ) -> Result<HashMap<String, String>, ApiError> {
     let api = config(state)?;
-    if params
-        .get("repo")
-        .is_some_and(|repo| *repo != api.repository)
-    {
-        return Err(ApiError::NotFound);
+    if let Some(repo) = params.get("repo").filter(|repo| **repo != api.repository) {
+        return Err(ApiError::UnknownRepository {
+            asked: repo.chars().take(64).collect(),
+            served: api.repository.clone(),
+        });
     }
     // Every path parameter that becomes part of a file name is validated here, once: a name
     // or version that is not one (`..%2F`, `/`, a dot-file) is a 404 before any file is touched.

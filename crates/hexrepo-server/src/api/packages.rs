@@ -13,6 +13,7 @@ use hexfmt::version::Version;
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::keys::Permission;
 use hexrepo_registry::signed_files::SignedFiles;
+use hexrepo_registry::snippets::Snippets;
 use hexrepo_store::StorageKey;
 use serde_json::{Map, Value, json};
 
@@ -112,13 +113,18 @@ pub async fn search(
     respond(format, result)
 }
 
-/// API reads need `api:read` or `repository`: a fetch-only key may look packages up.
+/// API reads follow the repository's read rule: open to anyone where reads are open (as
+/// hex.pm's API is for public packages, so `mix hex.info` works without a key), otherwise they
+/// need `api:read` or `repository`: a fetch-only key may look packages up.
 fn read_access(
     state: &AppState,
     p: HashMap<String, String>,
     request: &Request,
 ) -> Result<HashMap<String, String>, ApiError> {
     let p = params(state, p)?;
+    if !state.auth().read_requires_credentials() {
+        return Ok(p);
+    }
     authorize(state, request, Permission::ApiRead)
         .or_else(|_| authorize(state, request, Permission::Repository))?;
     Ok(p)
@@ -156,28 +162,34 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
         .iter()
         .filter_map(|r| Version::parse(&r.version).ok())
         .collect();
-    let latest = versions.iter().max().map(ToString::to_string);
-    let latest_stable = versions
-        .iter()
-        .filter(|v| !v.is_pre())
-        .max()
-        .map(ToString::to_string);
-    let meta = latest
-        .as_deref()
-        .and_then(|v| release_metadata(api, name, v));
+    let latest = versions.iter().max();
+    let latest_stable = versions.iter().filter(|v| !v.is_pre()).max();
+    // hex.pm describes a package by its latest stable release, else its latest.
+    let shown = latest_stable.or(latest);
+    let meta = shown.and_then(|v| release_metadata(api, name, &v.to_string()));
     let mut retirements = Map::new();
     for release in &package.releases {
         if let Some(r) = retirement_json(release) {
             retirements.insert(release.version.clone(), r);
         }
     }
-    let url = format!("{}/api/packages/{name}", api.base_url);
+    let published: Vec<i64> = package
+        .releases
+        .iter()
+        .filter_map(|r| r.published_at.map(|t| t.seconds))
+        .collect();
+    let configs = shown.map_or(Value::Null, |v| {
+        configs_json(api, name, meta.as_ref().and_then(|m| m.app.as_deref()), v)
+    });
+    let url = format!("{}/packages/{name}", api.api_url());
     Ok(json!({
         "name": name,
         "repository": api.repository,
         "url": url,
         "html_url": null,
         "docs_html_url": null,
+        "inserted_at": published.iter().min().map(|&t| iso8601(t)),
+        "updated_at": published.iter().max().map(|&t| iso8601(t)),
         "meta": {
             "description": meta.as_ref().and_then(|m| m.description.clone()),
             "licenses": meta.as_ref().map(|m| m.licenses.clone()).unwrap_or_default(),
@@ -191,12 +203,24 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
             "inserted_at": r.published_at.map(|t| iso8601(t.seconds)),
         })).collect::<Vec<_>>(),
         "retirements": retirements,
-        "latest_version": latest,
-        "latest_stable_version": latest_stable,
-        "owners": [],
+        "latest_version": latest.map(ToString::to_string),
+        "latest_stable_version": latest_stable.map(ToString::to_string),
+        "configs": configs,
+        "owners": owners_json(api, name),
+        // This server counts no downloads; hex.pm's shape, with nothing in it.
         "downloads": {},
-        "configs": {},
     }))
+}
+
+/// `configs`: the lines that depend on a release, from mix, rebar3 and erlang.mk.
+fn configs_json(api: &ApiConfig, name: &str, app: Option<&str>, version: &Version) -> Value {
+    let lines = Snippets::new(&api.repository, name, app, version);
+    json!({"mix.exs": lines.mix, "rebar.config": lines.rebar, "erlang.mk": lines.erlang_mk})
+}
+
+/// The package's owners, as hex.pm's minimal user objects.
+fn owners_json(_api: &ApiConfig, _name: &str) -> Value {
+    json!([])
 }
 
 /// The Release object of the Hex API. `known` (a publish's metadata and the package it wrote)
@@ -237,14 +261,18 @@ pub fn release_json(
         .collect();
     let checksum = release.outer_checksum.as_deref().map(hex::encode);
     let inserted_at = release.published_at.map(|t| iso8601(t.seconds));
+    let configs = Version::parse(version).map_or(Value::Null, |v| {
+        configs_json(api, name, meta.as_ref().and_then(|m| m.app.as_deref()), &v)
+    });
+    let package_url = format!("{}/packages/{name}", api.api_url());
     Ok(json!({
         "version": version,
         "checksum": checksum,
         "has_docs": has_docs(api, name, version),
-        "url": format!("{}/api/packages/{name}/releases/{version}", api.base_url),
+        "url": format!("{package_url}/releases/{version}"),
         "html_url": null,
         "docs_html_url": null,
-        "package_url": format!("{}/api/packages/{name}", api.base_url),
+        "package_url": package_url,
         "meta": {
             "app": meta.as_ref().and_then(|m| m.app.clone()),
             "build_tools": meta.as_ref().map(|m| m.build_tools.clone()).unwrap_or_default(),
@@ -253,8 +281,9 @@ pub fn release_json(
         "requirements": requirements,
         "retirement": retirement_json(release),
         "publisher": null,
-        "downloads": 0,
-        "configs": {},
+        // This server counts no downloads (hex.pm sends null when it has none either).
+        "downloads": null,
+        "configs": configs,
         "inserted_at": inserted_at,
         "updated_at": inserted_at,
     }))

@@ -78,8 +78,10 @@ async fn publish_release(
         )
         .map_err(registry_error)?;
         let location = format!(
-            "{}/api/packages/{}/releases/{}",
-            api.base_url, meta.name, meta.version
+            "{}/packages/{}/releases/{}",
+            api.api_url(),
+            meta.name,
+            meta.version
         );
         let status = if outcome.created {
             StatusCode::CREATED

@@ -102,10 +102,21 @@ async fn an_api_only_key_cannot_read_the_repository() {
 }
 
 #[tokio::test]
-async fn public_mode_ignores_missing_credentials_but_not_wrong_ones() {
-    let repo = repo(ReadAuth::Public, None);
-    assert_eq!(repo.get("/names", &[]).await.0.status(), StatusCode::OK);
-    let (response, _) = repo.get("/names", &[("authorization", "not-a-key")]).await;
+async fn open_reads_serve_unknown_credentials_as_anonymous() {
+    // Hex 2.5.0/2.5.1 send the user's hex.pm OAuth token to every repository, and
+    // HEX_TRUSTED_MIRROR_URL does on every version: an open repository must not lock them out.
+    for repo in [repo(ReadAuth::Public, None), repo(ReadAuth::Auto, None)] {
+        assert_eq!(repo.get("/names", &[]).await.0.status(), StatusCode::OK);
+        for presented in ["not-a-key", "Bearer hexpm-oauth-token", &basic("team", "x")] {
+            let (response, _) = repo.get("/names", &[("authorization", presented)]).await;
+            assert_eq!(response.status(), StatusCode::OK, "{presented}");
+        }
+    }
+    // Once reads need credentials, unknown ones stay refused.
+    let closed = repo(ReadAuth::Required, None);
+    let (response, _) = closed
+        .get("/names", &[("authorization", "not-a-key")])
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
