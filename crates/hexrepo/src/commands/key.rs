@@ -22,8 +22,12 @@ enum Action {
         #[arg(value_name = "NAME")]
         key_name: Option<String>,
         /// Only read the repository (what mix and rebar3 need to fetch packages).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "publish_only")]
         read_only: bool,
+        /// Only use the API (publish, retire, owners), without reading the repository: with
+        /// `read_auth = auto` such a key leaves an open repository open.
+        #[arg(long)]
+        publish_only: bool,
         #[command(flatten)]
         flags: Flags,
     },
@@ -51,6 +55,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Action::Create {
             key_name,
             read_only,
+            publish_only,
             ..
         } => {
             let name = key_name.clone().unwrap_or_else(|| {
@@ -61,6 +66,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             });
             let permissions: &[Permission] = if *read_only {
                 &[Permission::Repository]
+            } else if *publish_only {
+                &[Permission::ApiWrite]
             } else {
                 &[Permission::Repository, Permission::ApiWrite]
             };

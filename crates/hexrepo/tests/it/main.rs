@@ -13,6 +13,7 @@ mod mirror_progress;
 mod mirror_resume;
 mod mirror_schedule;
 mod mirror_support;
+mod mix;
 mod push;
 mod relay;
 mod replicas;

@@ -107,15 +107,25 @@ impl HexrepoServer {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> HexrepoServer {
+        let mut args = vec![
+            "--public-dir".to_owned(),
+            public.display().to_string(),
+            "--private-key".to_owned(),
+            private_key.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|&a| a.to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        HexrepoServer::start_in(cwd, &args, env)
+    }
+
+    /// `hexrepo serve --port 0 --bind 127.0.0.1 ARGS` in `cwd` with the extra `env`: with no
+    /// `ARGS`, the embedded default (`hexrepo-data/` in `cwd`, a generated key).
+    pub fn start_in(cwd: &Path, args: &[&str], env: &[(&str, String)]) -> HexrepoServer {
         let logs = temp_dir();
         let stderr_path = logs.path().join("stderr");
         let stderr = fs::File::create(&stderr_path).expect("create stderr file");
         let mut cmd = hexrepo_in(cwd, &["serve", "--port", "0", "--bind", "127.0.0.1"]);
-        cmd.arg("--public-dir")
-            .arg(public)
-            .arg("--private-key")
-            .arg(private_key)
-            .args(extra)
+        cmd.args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
