@@ -74,8 +74,15 @@ fn basic_auth_and_repository_keys_let_mix_in_and_bad_ones_get_a_clear_message() 
         keyed.home(),
         &["hex.repo", "set", REPO, "--auth-key", "0123456789abcdef"],
     );
-    fs::remove_file(app.dir().join("mix.lock")).expect("remove mix.lock");
-    fs::remove_dir_all(keyed.hex_home().join("cache.ets")).ok();
+    // Nothing cached to fall back on: a project of its own, and no registry cache.
+    fs::remove_file(keyed.hex_home().join("cache.ets")).expect("remove the registry cache");
+    let app = Project::new(
+        &keyed,
+        &keyed.home().join("denied"),
+        "app",
+        "0.1.0",
+        &app_deps,
+    );
     let refused = keyed.fails(app.dir(), &["deps.get"]);
     assert!(
         refused.contains("you don't have permissions to it")

@@ -7,6 +7,7 @@
 mod access;
 mod client;
 mod project;
+mod publish;
 mod workflow;
 
 use std::path::Path;

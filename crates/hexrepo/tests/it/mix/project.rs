@@ -61,6 +61,7 @@ impl Project {
     /// this package and then the `chain/0` of each required (non-optional) dependency.
     pub fn new(mix: &Mix, parent: &Path, name: &str, version: &str, deps: &[Dep]) -> Project {
         let dir = parent.join(name);
+        fs::create_dir_all(parent).expect("create the project's parent folder");
         mix.ok(parent, &["new", name]);
         let module = module_name(name);
         let lines: Vec<String> = deps.iter().map(Dep::line).collect();
