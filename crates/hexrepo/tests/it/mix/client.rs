@@ -53,7 +53,8 @@ fn archive(file: &str) -> PathBuf {
 /// mix with one Hex archive installed in a home of its own.
 pub struct Mix {
     home: tempfile::TempDir,
-    env: Vec<(String, String)>,
+    /// Variables set for every run; `None` removes one of the defaults (`HEX_MIRROR`).
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Mix {
@@ -95,13 +96,15 @@ impl Mix {
     /// Sets `name=value` for every later run (`HEX_API_URL`, `HEX_API_KEY`, `HEX_MIRROR`, ...).
     pub fn set(&mut self, name: &str, value: &str) -> &mut Mix {
         self.env.retain(|(n, _)| n != name);
-        self.env.push((name.to_owned(), value.to_owned()));
+        self.env.push((name.to_owned(), Some(value.to_owned())));
         self
     }
 
-    /// Removes a variable [`Mix::set`] set.
+    /// Leaves `name` out of every later run, a default such as `HEX_MIRROR` included (so that
+    /// the URL `mix hex.repo set hexpm --url` stored is the one used).
     pub fn unset(&mut self, name: &str) -> &mut Mix {
         self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_owned(), None));
         self
     }
 
@@ -123,7 +126,12 @@ impl Mix {
             .env("HEX_API_URL", format!("{NOWHERE}/api"))
             .env("MIX_ENV", "dev")
             .env("ELIXIR_ERL_OPTIONS", "+fnu");
-        cmd.envs(self.env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
         cmd
     }
 

@@ -6,6 +6,7 @@
 
 mod access;
 mod client;
+mod mirror;
 mod project;
 mod publish;
 mod workflow;

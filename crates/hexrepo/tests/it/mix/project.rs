@@ -28,6 +28,16 @@ impl Dep {
         }
     }
 
+    /// `{:NAME, "REQUIREMENT"}`: from `hexpm` (or whatever `HEX_MIRROR` points at).
+    pub fn hexpm(name: &str, requirement: &str) -> Dep {
+        Dep {
+            name: name.to_owned(),
+            requirement: requirement.to_owned(),
+            repo: None,
+            optional: false,
+        }
+    }
+
     /// The same dependency, `optional: true`.
     pub fn optional(mut self) -> Dep {
         self.optional = true;
