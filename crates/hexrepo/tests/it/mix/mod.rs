@@ -9,6 +9,7 @@ mod client;
 mod mirror;
 mod project;
 mod publish;
+mod registry_build;
 mod workflow;
 
 use std::path::Path;
