@@ -23,7 +23,7 @@ pub const HEX_2_2_2: &str = "hex-2.2.2.ez";
 const NOWHERE: &str = "http://127.0.0.1:9";
 
 /// How long one mix run may take (a cold `deps.get` + `compile` takes a few seconds).
-const MIX_TIMEOUT: Duration = Duration::from_secs(180);
+const MIX_TIMEOUT: Duration = Duration::from_mins(3);
 
 /// The folder holding the Hex archives: `HEXREPO_HEX_ARCHIVE` (a folder, or one of the archives
 /// in it), else `../shared/clients` beside the workspace.

@@ -87,7 +87,7 @@ fn hexrepo_build_mix_compatible_matches_mix_hex_registry_build() {
         ],
     );
     assert!(built.contains("packages/uses_base"), "{built}");
-    run(hexrepo_in(
+    run(&mut hexrepo_in(
         work.path(),
         &[
             "build",

@@ -5,6 +5,7 @@
 //! `hex.package fetch|search` and `hex.user whoami`.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use super::{Dep, Mix, Project, banner_fingerprint, create_key, publish_package, use_api};
 use crate::serve_support::HexrepoServer;
@@ -14,6 +15,15 @@ const REPO: &str = "hexrepo";
 
 #[test]
 fn a_dependency_chain_published_fetched_retired_and_updated_with_mix() {
+    let (_work, _server, mix, alpha, app) = publish_and_fetch_a_chain();
+    let tarball = retire_then_update(&mix, alpha, &app);
+    read_through_the_api(&mix, &tarball);
+}
+
+/// Publishes alpha <- bravo (optional: opt) <- charlie and a pre-release beta with mix, then
+/// fetches, compiles and runs an app that needs charlie and beta: the server's folder, the
+/// server, mix, alpha's project and the app.
+fn publish_and_fetch_a_chain() -> (tempfile::TempDir, HexrepoServer, Mix, Project, Project) {
     let work = temp_dir();
     let server = HexrepoServer::start_in(work.path(), &[], &[]);
     let fingerprint = banner_fingerprint(&server);
@@ -96,8 +106,14 @@ fn a_dependency_chain_published_fetched_retired_and_updated_with_mix() {
         &["run", "-e", "IO.inspect(Charlie.chain() ++ Beta.chain())"],
     );
     assert!(ran.contains("[:charlie, :bravo, :alpha, :beta]"), "{ran}");
+    (work, server, mix, alpha, app)
+}
 
-    // Retire the locked release: deps.get warns, hex.audit fails, hex.info marks it.
+/// Retires the locked alpha 1.0.0 (deps.get warns, hex.audit fails, hex.info marks it), then
+/// publishes alpha 1.0.1 (hex.outdated sees it, deps.update takes it, hex.audit is clean) and
+/// unretires 1.0.0: the tarball mix built for 1.0.1.
+fn retire_then_update(mix: &Mix, alpha: Project, app: &Project) -> PathBuf {
+    let home = mix.home().to_path_buf();
     let retired = mix.ok(
         &home,
         &[
@@ -130,8 +146,8 @@ fn a_dependency_chain_published_fetched_retired_and_updated_with_mix() {
     // A fix is published: hex.outdated sees it, deps.update takes it, hex.audit is clean.
     let mut alpha = alpha;
     alpha.set_version("1.0.1");
-    let tarball = alpha.build(&mix);
-    publish_package(&mix, &alpha, &[]);
+    let tarball = alpha.build(mix);
+    publish_package(mix, &alpha, &[]);
     let (_, outdated) = mix.output(app.dir(), &["hex.outdated", "--all"]);
     let outdated = String::from_utf8_lossy(&outdated.stdout).into_owned();
     assert!(
@@ -154,7 +170,12 @@ fn a_dependency_chain_published_fetched_retired_and_updated_with_mix() {
     );
     let info = mix.ok(&home, &["hex.info", "alpha", "1.0.0"]);
     assert!(!info.contains("retired"), "{info}");
+    tarball
+}
 
+/// hex.info, hex.package fetch and search, and hex.user whoami.
+fn read_through_the_api(mix: &Mix, tarball: &Path) {
+    let home = mix.home().to_path_buf();
     // hex.info reads the API: the config line names the repository.
     let info = mix.ok(&home, &["hex.info", "charlie"]);
     assert!(
@@ -177,7 +198,7 @@ fn a_dependency_chain_published_fetched_retired_and_updated_with_mix() {
     assert!(fetched.contains("alpha-1.0.1.tar"), "{fetched}");
     assert_eq!(
         fs::read(home.join("alpha-1.0.1.tar")).expect("fetched tarball"),
-        fs::read(&tarball).expect("built tarball")
+        fs::read(tarball).expect("built tarball")
     );
     let latest = temp_dir();
     let fetched = mix.ok(
