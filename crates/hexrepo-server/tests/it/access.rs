@@ -171,3 +171,22 @@ async fn an_unreadable_key_file_fails_closed() {
     let (response, _) = repo.get("/names", &[("authorization", &secret)]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn made_up_methods_fold_into_one_metrics_label() {
+    let repo = repo(ReadAuth::Auto, Some(("team", "s3cret")));
+    for i in 0..200 {
+        repo.request(&format!("MADEUP{i}"), "/names", &[]).await;
+    }
+    let auth = basic("team", "s3cret");
+    let (_, body) = repo.get("/metrics", &[("authorization", &auth)]).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("MADEUP"), "{text}");
+    let series = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("hexrepo_http_requests_total{") && l.contains(r#"method="OTHER""#)
+        })
+        .count();
+    assert_eq!(series, 1, "{text}");
+}
