@@ -127,7 +127,7 @@ async fn publish_needs_a_write_key_and_answers_in_hex_shape() {
     );
     assert_eq!(
         response.headers()["location"],
-        "http://hex.test/api/packages/foo/releases/1.0.0"
+        "http://hex.test/api/repos/acme/packages/foo/releases/1.0.0"
     );
 
     let (response, bytes) = repo
