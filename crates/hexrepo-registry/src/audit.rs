@@ -17,7 +17,8 @@ pub struct AuditEntry {
     /// The key name that authorised it (or "basic-auth", "cli").
     pub actor: String,
     /// What was done: "publish", "replace", "revert", "retire", "unretire", "docs.publish",
-    /// "docs.remove", "key.create", "key.revoke".
+    /// "docs.remove", "key.create", "key.revoke", "owner.add", "owner.transfer",
+    /// "owner.remove".
     pub action: String,
     /// The package, when the action has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,6 +29,12 @@ pub struct AuditEntry {
     /// The key created or revoked, for key actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The owner added, changed or removed, for owner actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The owner's level after an owner action ("full", "maintainer").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
     /// The client's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
@@ -51,6 +58,8 @@ impl AuditEntry {
             package: package.map(str::to_owned),
             version: version.map(str::to_owned),
             key: None,
+            owner: None,
+            level: None,
             remote,
         }
     }

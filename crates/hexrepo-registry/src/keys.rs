@@ -35,6 +35,13 @@ impl Permission {
     }
 }
 
+/// Whether a key holding `held` may deal with (create, see, revoke) a key holding `wanted`:
+/// only when every permission of `wanted` is one `held` grants, so no key reaches beyond
+/// itself.
+pub fn covers(held: &[Permission], wanted: &[Permission]) -> bool {
+    wanted.iter().all(|w| held.iter().any(|h| h.grants(*w)))
+}
+
 /// A stored key: never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -308,5 +315,20 @@ mod tests {
         assert!(Permission::ApiWrite.grants(Permission::ApiRead));
         assert!(!Permission::ApiRead.grants(Permission::ApiWrite));
         assert!(!Permission::ApiWrite.grants(Permission::Repository));
+    }
+
+    #[test]
+    fn a_key_covers_only_keys_within_its_permissions() {
+        let writer = [Permission::ApiWrite];
+        assert!(covers(
+            &writer,
+            &[Permission::ApiRead, Permission::ApiWrite]
+        ));
+        assert!(!covers(&writer, &[Permission::Repository]));
+        assert!(covers(
+            &[Permission::Repository, Permission::ApiWrite],
+            &[Permission::Repository]
+        ));
+        assert!(covers(&writer, &[]));
     }
 }

@@ -1,5 +1,5 @@
 //! Repository services without HTTP: the incremental registry build (`hexrepo build`), retiring
-//! releases, auditing a repository (`hexrepo verify`), and mirroring an upstream (`hexrepo mirror`). This crate owns the consistency
+//! releases, package owners, auditing a repository (`hexrepo verify`), and mirroring an upstream (`hexrepo mirror`). This crate owns the consistency
 //! rules: which files a change rewrites, in which order, and what a reader may observe meanwhile
 //! (HEX-PROTOCOL.md §4 describes the official builder we stay compatible with).
 //!
@@ -13,6 +13,7 @@ pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod mirror;
+pub mod owners;
 pub mod publish;
 pub mod release;
 pub mod retire;

@@ -44,6 +44,8 @@ pub enum ReadAuth {
 #[derive(Clone)]
 pub struct BasicCredentials {
     digest: Checksum,
+    /// The username alone, which is no secret: the operator's identity as a package owner.
+    username: String,
 }
 
 impl std::fmt::Debug for BasicCredentials {
@@ -57,6 +59,7 @@ impl BasicCredentials {
     pub fn new(username: &str, password: &str) -> BasicCredentials {
         BasicCredentials {
             digest: Checksum::sha256(format!("{username}:{password}").as_bytes()),
+            username: username.to_owned(),
         }
     }
 
@@ -172,6 +175,17 @@ impl Authenticator {
                         .any(|k| k.permissions.contains(&Permission::Repository))
             }
         }
+    }
+
+    /// The keys as this server knows them now, revoked ones included (none while the key file
+    /// cannot be read: fail closed).
+    pub fn keys(&self) -> Arc<Vec<KeyRecord>> {
+        self.current_keys().0
+    }
+
+    /// The operator's basic-auth username, when basic credentials are configured.
+    pub fn operator_name(&self) -> Option<&str> {
+        self.basic.as_ref().map(|b| b.username.as_str())
     }
 
     /// Who is asking: nobody, the basic-auth operator, a key, or someone with bad credentials.

@@ -41,6 +41,9 @@ pub enum StorageKey {
     /// `.hexrepo/mirror-etags.json`: in a mirror's store, the upstream's ETag of each
     /// registry file stored, for conditional requests on the next sync.
     MirrorEtags,
+    /// `.hexrepo/owners/NAME.json`: the owners of package NAME. One object per package, so
+    /// owner changes of different packages never contend for one file.
+    Owners(String),
 }
 
 /// The folders that hold many objects.
@@ -52,6 +55,8 @@ pub enum Folder {
     Tarballs,
     /// `docs/`.
     Docs,
+    /// `.hexrepo/owners/`: our state, never served or pushed as a repository folder.
+    Owners,
 }
 
 impl Folder {
@@ -61,6 +66,7 @@ impl Folder {
             Folder::Packages => "packages",
             Folder::Tarballs => "tarballs",
             Folder::Docs => "docs",
+            Folder::Owners => ".hexrepo/owners",
         }
     }
 }
@@ -104,6 +110,7 @@ impl StorageKey {
             StorageKey::Keys => format!("{STATE_DIR}/keys.json"),
             StorageKey::AuditLog => format!("{STATE_DIR}/audit.log"),
             StorageKey::MirrorEtags => format!("{STATE_DIR}/mirror-etags.json"),
+            StorageKey::Owners(name) => format!("{STATE_DIR}/owners/{name}.json"),
         }
     }
 
@@ -142,6 +149,7 @@ impl StorageKey {
                 | StorageKey::Keys
                 | StorageKey::AuditLog
                 | StorageKey::MirrorEtags
+                | StorageKey::Owners(_)
         )
     }
 }
@@ -198,6 +206,10 @@ mod tests {
             assert_eq!(StorageKey::from_repository_path(path), None, "{path}");
         }
         assert!(!StorageKey::Keys.is_repository_file());
+        let owners = StorageKey::Owners("acme".into());
+        assert_eq!(owners.path(), ".hexrepo/owners/acme.json");
+        assert!(!owners.is_repository_file());
+        assert_eq!(StorageKey::from_repository_path(&owners.path()), None);
         let install = StorageKey::Install("1.16.0/hex-2.0.6.ez".into());
         assert_eq!(install.path(), "installs/1.16.0/hex-2.0.6.ez");
         assert!(install.is_repository_file());

@@ -13,9 +13,11 @@ pub enum ApiError {
     /// 401: no usable credentials.
     Unauthorized(&'static str),
     /// 403: the key may not do this.
-    Forbidden(&'static str),
+    Forbidden(String),
     /// 404.
     NotFound,
+    /// 404 naming what is missing (a package, an owner).
+    Missing(String),
     /// 404: `/api/repos/NAME` names a repository this server does not host (`mix hex.publish
     /// --organization NAME` with the wrong name).
     UnknownRepository {
@@ -46,8 +48,9 @@ impl ApiError {
     pub fn into_reply(self) -> Reply {
         let (status, message, errors) = match self {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned(), None),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned(), None),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m, None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Page not found".to_owned(), None),
+            ApiError::Missing(m) => (StatusCode::NOT_FOUND, m, None),
             ApiError::UnknownRepository { asked, served } => (
                 StatusCode::NOT_FOUND,
                 format!(

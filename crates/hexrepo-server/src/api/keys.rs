@@ -1,6 +1,8 @@
-//! Keys through the API: `GET|POST|DELETE /keys`, `GET|DELETE /keys/NAME`, with Hex's
-//! permission shape `{domain, resource}` (HEX-PROTOCOL.md §6.2). Secrets are returned once, at
-//! creation, and stored hashed.
+//! Keys through the API: `GET|POST|DELETE /keys`, `GET|DELETE /keys/NAME`, and the same under
+//! `/orgs/ORG/keys` (`mix hex.organization key ORG ...`, where ORG is this repository), with
+//! Hex's permission shape `{domain, resource}` (HEX-PROTOCOL.md §6.2). Secrets are returned
+//! once, at creation, and stored hashed. A key sees, creates and revokes only keys within its
+//! own permissions (`keys::covers`).
 
 use std::collections::HashMap;
 
@@ -9,12 +11,13 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use hexrepo_registry::audit::{self, AuditEntry};
-use hexrepo_registry::keys::{KeyRecord, KeyStoreError, Permission};
+use hexrepo_registry::keys::{KeyRecord, KeyStoreError, Permission, covers};
 use serde_json::{Value, json};
 
 use super::format::decode_body;
 use super::{
-    Actor, ApiError, Format, Reply, authorize, blocking, config, key_store, params, respond,
+    Actor, ApiConfig, ApiError, Format, Reply, authorize, blocking, config, key_store, params,
+    respond,
 };
 use crate::router::AppState;
 
@@ -25,12 +28,12 @@ pub async fn list(
     Path(p): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let result = guarded(&state, p, &request, Permission::ApiRead).map(|_| {
+    let result = guarded(&state, p, &request, Permission::ApiRead).map(|actor| {
         let api = config(&state)?;
         let keys = key_store(api).load().map_err(key_error)?;
         Ok(Reply::ok(Value::Array(
             keys.iter()
-                .filter(|k| k.revoked_at.is_none())
+                .filter(|k| k.revoked_at.is_none() && covers(&actor.permissions, &k.permissions))
                 .map(|k| key_json(api, k, None))
                 .collect(),
         )))
@@ -46,11 +49,15 @@ pub async fn show(
     request: Request,
 ) -> Response {
     let name = p.get("key").cloned().unwrap_or_default();
-    let result = guarded(&state, p, &request, Permission::ApiRead).and_then(|_| {
+    let result = guarded(&state, p, &request, Permission::ApiRead).and_then(|actor| {
         let api = config(&state)?;
         let keys = key_store(api).load().map_err(key_error)?;
         keys.iter()
-            .find(|k| k.name == name && k.revoked_at.is_none())
+            .find(|k| {
+                k.name == name
+                    && k.revoked_at.is_none()
+                    && covers(&actor.permissions, &k.permissions)
+            })
             .map(|k| Reply::ok(key_json(api, k, None)))
             .ok_or(ApiError::NotFound)
     });
@@ -75,13 +82,12 @@ pub async fn create(
             .as_str()
             .ok_or_else(|| ApiError::field("name", "can't be blank"))?
             .to_owned();
-        let permissions = parse_permissions(&body["permissions"])?;
+        let permissions = parse_permissions(config(&state)?, &body["permissions"])?;
         // A key cannot grant more than its creator holds.
-        if permissions
-            .iter()
-            .any(|p| !actor.permissions.iter().any(|held| held.grants(*p)))
-        {
-            return Err(ApiError::Forbidden("key not authorized for this action"));
+        if !covers(&actor.permissions, &permissions) {
+            return Err(ApiError::Forbidden(
+                "key not authorized for this action".to_owned(),
+            ));
         }
         blocking(move || {
             let api = config(&state)?;
@@ -110,14 +116,28 @@ pub async fn revoke(
     let result = guarded(&state, p.clone(), &request, Permission::ApiWrite).map(|actor| {
         let api = config(&state)?;
         let name = p.get("key").cloned().unwrap_or_default();
-        let record = key_store(api).revoke(&name).map_err(key_error)?;
+        let store = key_store(api);
+        // As for create: a key cannot revoke one that holds more than it does.
+        let target = store
+            .load()
+            .map_err(key_error)?
+            .into_iter()
+            .find(|k| k.name == name && k.revoked_at.is_none())
+            .ok_or(ApiError::NotFound)?;
+        if !covers(&actor.permissions, &target.permissions) {
+            return Err(ApiError::Forbidden(
+                "key not authorized for this action".to_owned(),
+            ));
+        }
+        let record = store.revoke(&name).map_err(key_error)?;
         audit_key(api, &actor, "key.revoke", &record.name)?;
         Ok(Reply::ok(key_json(api, &record, None)))
     });
     respond(format, result.and_then(|r| r))
 }
 
-/// `DELETE /keys`: revokes every key but the one making the request.
+/// `DELETE /keys`: revokes every key but the one making the request and those holding more
+/// than it does (which it could not revoke one by one either).
 pub async fn revoke_all(
     State(state): State<AppState>,
     format: Format,
@@ -128,7 +148,10 @@ pub async fn revoke_all(
         let api = config(&state)?;
         let store = key_store(api);
         for key in store.load().map_err(key_error)? {
-            if key.revoked_at.is_none() && key.name != actor.name {
+            if key.revoked_at.is_none()
+                && key.name != actor.name
+                && covers(&actor.permissions, &key.permissions)
+            {
                 store.revoke(&key.name).map_err(key_error)?;
                 audit_key(api, &actor, "key.revoke", &key.name)?;
             }
@@ -147,15 +170,31 @@ fn guarded(
     params(state, p).and_then(|_| authorize(state, request, needed))
 }
 
-fn parse_permissions(value: &Value) -> Result<Vec<Permission>, ApiError> {
+/// Hex's `[{domain, resource}]`: `api` (bare, as `mix --permission api` sends it, or `write`)
+/// and `api:read`; `repository` naming this repository (or none), and `repositories`. A
+/// `repository` naming another repository is refused, not quietly turned into this one.
+fn parse_permissions(api: &ApiConfig, value: &Value) -> Result<Vec<Permission>, ApiError> {
     let Some(list) = value.as_array() else {
         return Ok(vec![Permission::ApiWrite]);
     };
     list.iter()
         .map(|p| match (p["domain"].as_str(), p["resource"].as_str()) {
             (Some("api"), Some("read")) => Ok(Permission::ApiRead),
-            (Some("api"), Some("write") | None) => Ok(Permission::ApiWrite),
-            (Some("repository" | "repositories"), _) => Ok(Permission::Repository),
+            (Some("api"), Some("write" | "") | None) => Ok(Permission::ApiWrite),
+            (Some("repository"), Some("") | None) | (Some("repositories"), _) => {
+                Ok(Permission::Repository)
+            }
+            (Some("repository"), Some(repo)) if repo == api.repository => {
+                Ok(Permission::Repository)
+            }
+            (Some("repository"), Some(repo)) => Err(ApiError::field(
+                "permissions",
+                format!(
+                    "this server hosts no repository named {:?}; its repository is {:?}",
+                    repo.chars().take(64).collect::<String>(),
+                    api.repository
+                ),
+            )),
             _ => Err(ApiError::field(
                 "permissions",
                 format!("unsupported permission {p}"),
@@ -165,7 +204,7 @@ fn parse_permissions(value: &Value) -> Result<Vec<Permission>, ApiError> {
 }
 
 /// Permissions in Hex's `{domain, resource}` shape.
-pub(super) fn permissions_json(api: &super::ApiConfig, permissions: &[Permission]) -> Vec<Value> {
+pub(super) fn permissions_json(api: &ApiConfig, permissions: &[Permission]) -> Vec<Value> {
     permissions
         .iter()
         .map(|p| match p {
@@ -176,7 +215,7 @@ pub(super) fn permissions_json(api: &super::ApiConfig, permissions: &[Permission
         .collect()
 }
 
-fn key_json(api: &super::ApiConfig, key: &KeyRecord, secret: Option<&str>) -> Value {
+fn key_json(api: &ApiConfig, key: &KeyRecord, secret: Option<&str>) -> Value {
     let iso = |t: u64| super::packages::iso8601(i64::try_from(t).unwrap_or(i64::MAX));
     let mut body = json!({
         "name": key.name,
@@ -201,12 +240,7 @@ fn key_error(error: KeyStoreError) -> ApiError {
     }
 }
 
-fn audit_key(
-    api: &super::ApiConfig,
-    actor: &Actor,
-    action: &str,
-    key: &str,
-) -> Result<(), ApiError> {
+fn audit_key(api: &ApiConfig, actor: &Actor, action: &str, key: &str) -> Result<(), ApiError> {
     let mut entry = AuditEntry::now(&actor.name, action, None, None, actor.remote.clone());
     entry.key = Some(key.to_owned());
     audit::append(&api.store, &entry).map_err(|e| ApiError::Internal(e.to_string()))

@@ -1,11 +1,14 @@
 //! The Hex HTTP API (HEX-PROTOCOL.md §6), enough for `mix hex.publish`, `mix hex.retire`,
-//! `rebar3 hex publish` and hex_core: publish, replace, revert, retire, docs, package info and
-//! keys, under `/api` and `/api/repos/NAME`. Handlers authorize, decode, call a registry
+//! `mix hex.owner`, `mix hex.organization key`, `rebar3 hex publish` and hex_core: publish,
+//! replace, revert, retire, docs, package info, owners and keys, under `/api` and
+//! `/api/repos/NAME`, plus `/api/orgs/NAME/keys` and the OAuth key exchange. Handlers authorize, decode, call a registry
 //! service on a blocking thread (RSA, gzip and fsync are not for the async workers) and encode.
 
 mod error;
 mod format;
 mod keys;
+mod oauth;
+mod owners;
 mod packages;
 mod releases;
 mod users;
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, Request};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use hexfmt::keys::PrivateKey;
 use hexfmt::version::Version;
 use hexrepo_registry::build::is_valid_package_name;
@@ -71,9 +74,25 @@ pub fn routes() -> Router<AppState> {
             "/keys",
             get(keys::list).post(keys::create).delete(keys::revoke_all),
         )
-        .route("/keys/{key}", get(keys::show).delete(keys::revoke));
+        .route("/keys/{key}", get(keys::show).delete(keys::revoke))
+        .route("/packages/{name}/owners", get(owners::list))
+        .route(
+            "/packages/{name}/owners/{owner}",
+            put(owners::add).delete(owners::remove),
+        );
+    // `mix hex.organization key ORG ...`: the same key handlers, where ORG is this repository.
+    let orgs = Router::new()
+        .route(
+            "/orgs/{org}/keys",
+            get(keys::list).post(keys::create).delete(keys::revoke_all),
+        )
+        .route(
+            "/orgs/{org}/keys/{key}",
+            get(keys::show).delete(keys::revoke),
+        )
+        .route("/oauth/token", post(oauth::token));
     Router::new()
-        .nest("/api", api.clone())
+        .nest("/api", api.clone().merge(orgs))
         .nest("/api/repos/{repo}", api)
 }
 
@@ -98,8 +117,12 @@ impl ApiConfig {
 /// Who made an authorized request.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    /// Key name, or "basic-auth" for the operator.
+    /// Key name, or "basic-auth" for the operator: what the audit log records.
     pub name: String,
+    /// The identity it owns packages as: its key name, or the operator's basic-auth username.
+    pub identity: String,
+    /// The basic-auth operator, who may do everything.
+    pub operator: bool,
     /// What the actor may do.
     pub permissions: Vec<Permission>,
     /// The client's address, when known.
@@ -113,13 +136,18 @@ fn config(state: &AppState) -> Result<&ApiConfig, ApiError> {
     ))
 }
 
-/// Path parameters, checking `repo` (when routed under `/api/repos/{repo}`) names this repository.
+/// Path parameters, checking `repo` (when routed under `/api/repos/{repo}`) and `org` (under
+/// `/api/orgs/{org}`) name this repository.
 fn params(
     state: &AppState,
     params: HashMap<String, String>,
 ) -> Result<HashMap<String, String>, ApiError> {
     let api = config(state)?;
-    if let Some(repo) = params.get("repo").filter(|repo| **repo != api.repository) {
+    let other = ["repo", "org"]
+        .iter()
+        .filter_map(|p| params.get(*p))
+        .find(|repo| **repo != api.repository);
+    if let Some(repo) = other {
         return Err(ApiError::UnknownRepository {
             asked: repo.chars().take(64).collect(),
             served: api.repository.clone(),
@@ -131,17 +159,23 @@ fn params(
         && params
             .get("version")
             .is_none_or(|v| Version::parse(v).is_ok())
-        && params.get("key").is_none_or(|k| {
-            !k.is_empty()
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !k.starts_with('.')
-        });
+        && params.get("key").is_none_or(|k| is_identity_name(k))
+        && params.get("owner").is_none_or(|o| is_identity_name(o));
     if valid {
         Ok(params)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// A key name, or an operator's username, as a path parameter: what may name an owner.
+fn is_identity_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+        && !name.starts_with('.')
 }
 
 /// Authorizes a request that needs `needed`.
@@ -167,15 +201,25 @@ fn authorize_headers(
         Identity::Invalid => Err(ApiError::Unauthorized("invalid API key")),
         Identity::Operator => Ok(Actor {
             name: "basic-auth".to_owned(),
+            identity: state
+                .auth()
+                .operator_name()
+                .unwrap_or("basic-auth")
+                .to_owned(),
+            operator: true,
             permissions: vec![Permission::Repository, Permission::ApiWrite],
             remote,
         }),
         Identity::Key(key) if key.allows(needed) => Ok(Actor {
+            identity: key.name.clone(),
             name: key.name,
+            operator: false,
             permissions: key.permissions,
             remote,
         }),
-        Identity::Key(_) => Err(ApiError::Forbidden("key not authorized for this action")),
+        Identity::Key(_) => Err(ApiError::Forbidden(
+            "key not authorized for this action".to_owned(),
+        )),
     }
 }
 

@@ -12,6 +12,7 @@ use hexfmt::tarball::read_tarball;
 use hexfmt::version::Version;
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::keys::Permission;
+use hexrepo_registry::owners::OwnerStore;
 use hexrepo_registry::signed_files::SignedFiles;
 use hexrepo_registry::snippets::Snippets;
 use hexrepo_store::StorageKey;
@@ -116,7 +117,7 @@ pub async fn search(
 /// API reads follow the repository's read rule: open to anyone where reads are open (as
 /// hex.pm's API is for public packages, so `mix hex.info` works without a key), otherwise they
 /// need `api:read` or `repository`: a fetch-only key may look packages up.
-fn read_access(
+pub(super) fn read_access(
     state: &AppState,
     p: HashMap<String, String>,
     request: &Request,
@@ -206,7 +207,7 @@ fn package_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
         "latest_version": latest.map(ToString::to_string),
         "latest_stable_version": latest_stable.map(ToString::to_string),
         "configs": configs,
-        "owners": owners_json(api, name),
+        "owners": owners_json(api, name)?,
         // This server counts no downloads; hex.pm's shape, with nothing in it.
         "downloads": {},
     }))
@@ -219,8 +220,17 @@ fn configs_json(api: &ApiConfig, name: &str, app: Option<&str>, version: &Versio
 }
 
 /// The package's owners, as hex.pm's minimal user objects.
-fn owners_json(_api: &ApiConfig, _name: &str) -> Value {
-    json!([])
+fn owners_json(api: &ApiConfig, name: &str) -> Result<Value, ApiError> {
+    // Reading needs no operator name: that only matters when naming a new owner.
+    let owners = OwnerStore::new(&api.store, None)
+        .owners_of(name)
+        .map_err(super::owners::owners_error)?;
+    Ok(Value::Array(
+        owners
+            .iter()
+            .map(|o| super::owners::user_json(api, &o.name))
+            .collect(),
+    ))
 }
 
 /// The Release object of the Hex API. `known` (a publish's metadata and the package it wrote)

@@ -70,6 +70,9 @@ async fn publish_release(
             Some(&meta.name),
             Some(&meta.version),
         )?;
+        if outcome.created && outcome.package.releases.len() == 1 && !actor.operator {
+            record_first_owner(&state, api, &actor, &meta.name);
+        }
         let body = release_json(
             api,
             &meta.name,
@@ -335,6 +338,37 @@ fn record(
     let api = config(state)?;
     let entry = AuditEntry::now(&actor.name, action, package, version, actor.remote.clone());
     audit::append(&api.store, &entry).map_err(registry_error)
+}
+
+/// Makes the key that published a package's first release its full owner, unless the package
+/// already has owners (from an earlier life, or a concurrent publish). A failure is logged, not
+/// returned: the release is already public, and an error would make the client retry into
+/// "already published"; an operator or any writer can still add the owner by hand.
+fn record_first_owner(state: &AppState, api: &super::ApiConfig, actor: &Actor, package: &str) {
+    let recorded = super::owners::owner_store(state, api)
+        .record_first_publisher(package, &actor.identity)
+        .map_err(|e| e.to_string())
+        .and_then(|recorded| {
+            if recorded {
+                let mut entry = AuditEntry::now(
+                    &actor.name,
+                    "owner.add",
+                    Some(package),
+                    None,
+                    actor.remote.clone(),
+                );
+                entry.owner = Some(actor.identity.clone());
+                entry.level = Some("full".to_owned());
+                audit::append(&api.store, &entry).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+    if let Err(e) = recorded {
+        tracing::error!(
+            "{package}: cannot record {} as its owner: {e}",
+            actor.identity
+        );
+    }
 }
 
 fn publish_error(error: PublishError) -> ApiError {

@@ -10,7 +10,7 @@ use hexfmt::tarball::TarballBuilder;
 use hexrepo_registry::Layout;
 use hexrepo_registry::keys::{KeyStore, Permission};
 use hexrepo_server::api::ApiConfig;
-use hexrepo_server::auth::{Authenticator, ReadAuth};
+use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth};
 use hexrepo_server::{AppState, ServerConfig, router};
 use hexrepo_store::Store;
 use serde_json::Value;
@@ -25,7 +25,13 @@ fn fixture_key() -> PrivateKey {
     PrivateKey::from_pem(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn api_repo() -> (Repo, String, String) {
+pub(crate) fn api_repo() -> (Repo, String, String) {
+    api_repo_with(None)
+}
+
+/// An API repository "acme" with a `writer` (repository + api:write) and a `reader`
+/// (repository) key, and the operator's basic credentials when given.
+pub(crate) fn api_repo_with(basic: Option<(&str, &str)>) -> (Repo, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let keys = KeyStore::new(&layout.store());
@@ -46,7 +52,11 @@ fn api_repo() -> (Repo, String, String) {
         reserved: vec!["elixir".into()],
         base_url: "http://hex.test".into(),
     };
-    let auth = Authenticator::new(ReadAuth::Auto, None, Some(keys));
+    let auth = Authenticator::new(
+        ReadAuth::Auto,
+        basic.map(|(u, p)| BasicCredentials::new(u, p)),
+        Some(keys),
+    );
     let app = router(AppState::new(ServerConfig {
         cache_bytes: 0,
         api: Some(api),
@@ -55,7 +65,7 @@ fn api_repo() -> (Repo, String, String) {
     (Repo { dir, app }, writer, reader)
 }
 
-fn tarball(name: &str, version: &str) -> Vec<u8> {
+pub(crate) fn tarball(name: &str, version: &str) -> Vec<u8> {
     let metadata = Metadata {
         name: name.into(),
         version: version.into(),
@@ -67,7 +77,7 @@ fn tarball(name: &str, version: &str) -> Vec<u8> {
         .build()
 }
 
-fn json(body: &[u8]) -> Value {
+pub(crate) fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
@@ -127,7 +137,7 @@ async fn publish_needs_a_write_key_and_answers_in_hex_shape() {
     );
     assert_eq!(
         response.headers()["location"],
-        "http://hex.test/api/packages/foo/releases/1.0.0"
+        "http://hex.test/api/repos/acme/packages/foo/releases/1.0.0"
     );
 
     let (response, bytes) = repo
@@ -203,7 +213,11 @@ async fn users_me_lists_organizations_for_mix() {
     assert_eq!(response.status(), StatusCode::OK);
     let me = json(&bytes);
     assert_eq!(me["username"], "writer");
-    assert_eq!(me["organizations"], Value::Array(Vec::new()));
+    assert_eq!(
+        me["organizations"],
+        serde_json::json!([{"name": "acme", "role": "write"}])
+    );
+    assert_eq!(me["packages"], Value::Array(Vec::new()));
     let (response, _) = repo
         .get(
             "/api/auth?domain=api&resource=write",

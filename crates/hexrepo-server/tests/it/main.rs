@@ -3,5 +3,7 @@
 mod access;
 mod api;
 mod files;
+mod keys;
+mod owners;
 mod stores;
 mod support;
