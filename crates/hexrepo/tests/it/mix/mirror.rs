@@ -126,4 +126,30 @@ fn mix_reaches_a_protected_mirror_with_a_key_or_credentials_in_the_url() {
         ],
     );
     assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
+
+    // Without --no-oauth-exchange Hex exchanges the key for a token at HEX_API_URL/oauth/token:
+    // with HEX_API_URL pointing at hexrepo, hexrepo answers the exchange.
+    let (mut mix, app) = mix_and_app(&upstream);
+    mix.unset("HEX_MIRROR");
+    mix.set("HEX_API_URL", &format!("{}/api", server.url()));
+    mix.ok(
+        mix.home(),
+        &[
+            "hex.repo",
+            "set",
+            "hexpm",
+            "--url",
+            &mirror_url,
+            "--auth-key",
+            &key,
+        ],
+    );
+    assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
+    assert!(
+        server
+            .log()
+            .contains("method=POST path=/api/oauth/token status=200"),
+        "{}",
+        server.log()
+    );
 }

@@ -7,6 +7,7 @@
 mod access;
 mod client;
 mod mirror;
+mod owners;
 mod project;
 mod publish;
 mod registry_build;
