@@ -510,43 +510,40 @@ fn publication_times(
         .collect()
 }
 
-fn at(seconds: i64) -> Option<Timestamp> {
-    Some(Timestamp { seconds, nanos: 0 })
+fn at(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
 }
 
 #[test]
 fn a_default_build_dates_each_release_by_its_tarball_once_and_for_all() {
     use std::time::{Duration, UNIX_EPOCH};
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
-    let set_mtime = |file: &str, mtime: Duration| {
+    let set_mtime = |file: &str, seconds: u64, nanos: u32| {
         fs::File::options()
             .write(true)
             .open(layout.tarballs_dir().join(file))
             .unwrap()
-            .set_modified(UNIX_EPOCH + mtime)
+            .set_modified(UNIX_EPOCH + Duration::new(seconds, nanos))
             .unwrap();
     };
     // A fraction of a second, which the protocol's whole seconds drop.
-    set_mtime(
-        "acme_core-0.1.0.tar",
-        Duration::new(1_767_200_000, 750_000_000),
-    );
+    set_mtime("acme_core-0.1.0.tar", 1_767_200_000, 750_000_000);
     run_build(&layout);
     let dated = [
-        ("0.1.0".to_owned(), at(1_767_200_000)),
-        ("1.0.0".to_owned(), at(1_767_355_200)),
-        ("1.1.0-rc.1".to_owned(), at(1_767_441_600)),
+        ("0.1.0".to_owned(), Some(at(1_767_200_000))),
+        ("1.0.0".to_owned(), Some(at(1_767_355_200))),
+        ("1.1.0-rc.1".to_owned(), Some(at(1_767_441_600))),
     ];
     assert_eq!(publication_times(&layout, "acme_core"), dated);
     assert_eq!(
         publication_times(&layout, "acme_web"),
-        [("0.1.0".to_owned(), at(1_767_528_000))]
+        [("0.1.0".to_owned(), Some(at(1_767_528_000)))]
     );
 
     // Touched, but still older than the package's newest tarball (so `names`, which records
     // that, stays as it is): the tarball is read again, and nothing is written.
     let before = snapshot(layout.root());
-    set_mtime("acme_core-0.1.0.tar", Duration::from_secs(1_767_300_000));
+    set_mtime("acme_core-0.1.0.tar", 1_767_300_000, 0);
     let report = run_build(&layout);
     assert_eq!(report.tarballs_read, 1);
     assert!(report.changes.is_empty(), "{:?}", report.changes);
@@ -558,7 +555,7 @@ fn a_default_build_dates_each_release_by_its_tarball_once_and_for_all() {
     assert_eq!(publication_times(&layout, "acme_core"), dated);
 
     // Touched past every other tarball: `names` moves on, the publication time does not.
-    set_mtime("acme_core-0.1.0.tar", Duration::from_secs(1_769_000_000));
+    set_mtime("acme_core-0.1.0.tar", 1_769_000_000, 0);
     let report = run_build(&layout);
     assert_eq!(change_lines(&layout, &report), ["* updating names"]);
     assert_eq!(publication_times(&layout, "acme_core"), dated);
@@ -594,8 +591,8 @@ fn a_default_build_dates_the_releases_of_a_registry_mix_built() {
     assert_eq!(
         publication_times(&layout, "pkg_00001"),
         [
-            ("0.1.0".to_owned(), at(1_767_614_400)),
-            ("0.2.0".to_owned(), at(1_767_700_800)),
+            ("0.1.0".to_owned(), Some(at(1_767_614_400))),
+            ("0.2.0".to_owned(), Some(at(1_767_700_800))),
         ]
     );
     assert!(run_build(&layout).changes.is_empty());
