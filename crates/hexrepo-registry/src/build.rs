@@ -13,9 +13,10 @@
 //! * faithful: retirements, publication times and advisories already in a signed
 //!   `packages/NAME` survive (mix throws them away);
 //! * dated: a release without a publication time gets its tarball's modification time, in whole
-//!   seconds, as `published_at` (Hex's release-age cooldowns ignore a release without one;
-//!   HEX-PROTOCOL.md §2.4), and keeps it on later builds even if the tarball is touched. The
-//!   mix-compatible mode leaves out this one improvement, since mix writes no `published_at`.
+//!   seconds, as `published_at` (Hex lets a release without one through any release-age
+//!   cooldown; HEX-PROTOCOL.md §2.4), and keeps it on later builds even if the tarball is
+//!   touched. The mix-compatible mode leaves out this one improvement, since mix writes no
+//!   `published_at`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
