@@ -1,6 +1,6 @@
 //! `hexrepo build`: the registry of a repository from its `tarballs/`, compatible with
-//! `mix hex.registry build` (HEX-PROTOCOL.md §4) in inputs, layout, messages and payloads, and
-//! better in four ways:
+//! `mix hex.registry build` (HEX-PROTOCOL.md §4) in inputs, layout and messages, and in payloads
+//! byte for byte when [`BuildOptions::mix_compatible`] is set. Better in five ways:
 //!
 //! * incremental: tarballs are read only when their file changed (see [`crate::cache`]), and an
 //!   output is signed and written only when its payload differs from the file in place;
@@ -11,7 +11,12 @@
 //! * strict: every tarball is validated, and one bad tarball stops the build before anything is
 //!   written, unless the caller skips invalid ones;
 //! * faithful: retirements, publication times and advisories already in a signed
-//!   `packages/NAME` survive (mix throws them away).
+//!   `packages/NAME` survive (mix throws them away);
+//! * dated: a release without a publication time gets its tarball's modification time, in whole
+//!   seconds, as `published_at` (Hex lets a release without one through any release-age
+//!   cooldown; HEX-PROTOCOL.md §2.4), and keeps it on later builds even if the tarball is
+//!   touched. The mix-compatible mode leaves out this one improvement, since mix writes no
+//!   `published_at`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -19,7 +24,7 @@ use std::path::PathBuf;
 use hexfmt::checksum::Checksum;
 use hexfmt::keys::{PrivateKey, PublicKey};
 use hexfmt::proto::names::{self, Names};
-use hexfmt::proto::package::{Package, Release};
+use hexfmt::proto::package::{Package, Release, Timestamp};
 use hexfmt::proto::versions::{self, Versions};
 use hexfmt::registry::{decode_envelope, encode_signed};
 use hexfmt::version::Version;
@@ -44,6 +49,10 @@ pub struct BuildOptions<'a> {
     pub key: &'a PrivateKey,
     /// Build the valid tarballs and report the rest, instead of refusing to write anything.
     pub skip_invalid: bool,
+    /// Write what `mix hex.registry build` writes, byte for byte: no `published_at` for a
+    /// release that has none. Times already in a package file (from API publishes or an earlier
+    /// build) are kept either way; mix would drop them.
+    pub mix_compatible: bool,
 }
 
 /// What a build did.
@@ -102,6 +111,8 @@ struct TarballFile {
 struct ReleaseEntry {
     version: Version,
     info: ReleaseInfo,
+    /// The tarball's modification time in whole seconds: `names`' `updated_at`, and the
+    /// `published_at` of a release that has none yet.
     mtime: i64,
 }
 
@@ -489,7 +500,7 @@ fn package_output(
 ) -> Result<(Output, Vec<i32>, String), RegistryError> {
     let key = StorageKey::package(name);
     // What the package is computed from, before anything is carried over from the old file.
-    let digest = Checksum::sha256(
+    let mut digest = Checksum::sha256(
         &Package {
             releases: releases
                 .iter()
@@ -502,6 +513,11 @@ fn package_output(
         .encode_to_vec(),
     )
     .to_hex_lower();
+    if !opts.mix_compatible {
+        // The mode is an input too: a file a mix-compatible build left may lack times this
+        // build must fill in. The tarballs' mtimes are not: a time, once written, is kept.
+        digest.push_str("+published_at");
+    }
     if let Some(record) = known.unchanged(&format!("packages/{name}"), &key, &digest)? {
         return Ok((Output::Unchanged, record.retired.clone(), digest));
     }
@@ -523,6 +539,12 @@ fn package_output(
                     release.retired.clone_from(&old.retired);
                     release.published_at = old.published_at;
                     release.advisory_indexes.clone_from(&old.advisory_indexes);
+                }
+                if release.published_at.is_none() && !opts.mix_compatible {
+                    release.published_at = Some(Timestamp {
+                        seconds: r.mtime,
+                        nanos: 0,
+                    });
                 }
                 release
             })

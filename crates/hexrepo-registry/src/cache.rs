@@ -62,7 +62,8 @@ pub struct OutputRecord {
     /// The file's identity then.
     pub stamp: FileStamp,
     /// SHA-256 of what the output was computed from (its payload, or for a package the payload
-    /// before retirements and publication times are carried over).
+    /// before retirements and publication times are carried over, marked `+published_at` when
+    /// the build fills in missing publication times).
     pub digest: String,
     /// For a package: the retired indexes it held, which `versions` repeats.
     #[serde(default)]

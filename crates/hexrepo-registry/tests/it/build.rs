@@ -1,5 +1,6 @@
-//! `build` against the official builder's output and its promises: byte-identical payloads,
-//! incremental, atomic, strict about bad tarballs, faithful to retirements.
+//! `build` against the official builder's output and its promises: byte-identical payloads (in
+//! the mix-compatible mode), incremental, atomic, strict about bad tarballs, faithful to
+//! retirements, and (by default) dating releases by their tarballs once and for all.
 
 use std::fs;
 
@@ -14,7 +15,7 @@ use crate::support::*;
 #[test]
 fn payloads_are_byte_identical_to_mix_hex_registry_build() {
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
-    let report = run_build(&layout);
+    let report = run_mix_build(&layout);
     assert_eq!(report.packages, 5);
     assert_eq!(report.releases, 10);
     let reference = fixture().join("public");
@@ -162,8 +163,9 @@ fn removing_the_last_tarball_of_a_package_removes_its_file() {
 
 #[test]
 fn retirements_and_publication_times_survive_a_rebuild() {
+    // In the mix-compatible mode, which writes no times of its own but keeps those it finds.
     let (_dir, layout) = repo_with_fixture_tarballs(&["acme_core-1.1.0-rc.1.tar"]);
-    run_build(&layout);
+    run_mix_build(&layout);
     let retirement = Retirement {
         reason: Reason::Security,
         message: "CVE-2026-0001".into(),
@@ -187,14 +189,14 @@ fn retirements_and_publication_times_survive_a_rebuild() {
     )
     .unwrap();
     package.releases[0].published_at = Some(Timestamp {
-        seconds: 1_767_268_800,
+        seconds: 1_767_000_000,
         nanos: 0,
     });
     fs::write(&path, encode_signed(package.encode_to_vec(), &key())).unwrap();
 
     // A new release of the same package forces its file to be rebuilt.
     add_fixture_tarball(&layout, "acme_core-1.1.0-rc.1.tar", 1_767_441_600);
-    let report = run_build(&layout);
+    let report = run_mix_build(&layout);
     assert!(change_lines(&layout, &report).contains(&"* updating packages/acme_core".to_owned()));
 
     let public = key().public_key();
@@ -207,8 +209,9 @@ fn retirements_and_publication_times_survive_a_rebuild() {
     assert_eq!(versions, ["0.1.0", "1.0.0", "1.1.0-rc.1"]);
     assert_eq!(
         package.releases[0].published_at.unwrap().seconds,
-        1_767_268_800
+        1_767_000_000
     );
+    assert_eq!(package.releases[2].published_at, None, "mix dates nothing");
     assert_eq!(
         package.releases[1].retired,
         Some(RetirementStatus {
@@ -229,7 +232,7 @@ fn retirements_and_publication_times_survive_a_rebuild() {
 #[test]
 fn retire_and_unretire_touch_only_the_package_and_versions() {
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
-    run_build(&layout);
+    run_mix_build(&layout);
     let before = snapshot(layout.root());
     let retirement = Retirement {
         reason: Reason::Deprecated,
@@ -379,9 +382,9 @@ fn a_reader_never_sees_a_partial_or_unverifiable_file_during_rebuilds() {
 #[test]
 fn an_output_changed_behind_the_builds_back_is_checked_and_repaired() {
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
-    run_build(&layout);
+    run_mix_build(&layout);
     fs::write(layout.package("acme_core"), b"tampered").unwrap();
-    let report = run_build(&layout);
+    let report = run_mix_build(&layout);
     assert_eq!(
         change_lines(&layout, &report),
         ["* updating packages/acme_core"]
@@ -390,7 +393,7 @@ fn an_output_changed_behind_the_builds_back_is_checked_and_repaired() {
         gunzip(&layout.package("acme_core")),
         gunzip(&fixture().join("public/packages/acme_core"))
     );
-    assert!(run_build(&layout).changes.is_empty());
+    assert!(run_mix_build(&layout).changes.is_empty());
 }
 
 #[test]
@@ -403,6 +406,7 @@ fn a_new_signing_key_re_signs_every_file() {
         repository: REPO,
         key: &other,
         skip_invalid: false,
+        mix_compatible: false,
     })
     .unwrap();
     assert_eq!(
@@ -437,8 +441,10 @@ fn a_build_on_s3_gives_the_registry_a_folder_gets() {
     use hexrepo_store::testing::S3Server;
     use hexrepo_store::{Folder, Precondition, StorageKey};
 
+    // Mix-compatible, because the default mode's publication times come from the tarballs'
+    // times, which differ here (upload times) and there (mix's mtimes), as `names` does below.
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
-    run_build(&layout);
+    run_mix_build(&layout);
     let server = S3Server::start();
     let bucket = server.store("build");
     let folder = layout.store();
@@ -455,6 +461,7 @@ fn a_build_on_s3_gives_the_registry_a_folder_gets() {
         repository: REPO,
         key: &signing_key,
         skip_invalid: false,
+        mix_compatible: true,
     };
     let report = hexrepo_registry::build::build(&options(&bucket)).unwrap();
     assert_eq!(report.packages, 5, "{report:?}");
@@ -487,4 +494,106 @@ fn a_build_on_s3_gives_the_registry_a_folder_gets() {
     let again = hexrepo_registry::build::build(&options(&bucket)).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
     assert_eq!(again.tarballs_read, 0);
+}
+
+/// Each release of `packages/NAME` with its publication time.
+fn publication_times(
+    layout: &hexrepo_registry::Layout,
+    name: &str,
+) -> Vec<(String, Option<Timestamp>)> {
+    let bytes = fs::read(layout.package(name)).unwrap();
+    read_package(&bytes, &key().public_key(), REPO, name)
+        .unwrap()
+        .releases
+        .into_iter()
+        .map(|r| (r.version, r.published_at))
+        .collect()
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+#[test]
+fn a_default_build_dates_each_release_by_its_tarball_once_and_for_all() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    let set_mtime = |file: &str, seconds: u64, nanos: u32| {
+        fs::File::options()
+            .write(true)
+            .open(layout.tarballs_dir().join(file))
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::new(seconds, nanos))
+            .unwrap();
+    };
+    // A fraction of a second, which the protocol's whole seconds drop.
+    set_mtime("acme_core-0.1.0.tar", 1_767_200_000, 750_000_000);
+    run_build(&layout);
+    let dated = [
+        ("0.1.0".to_owned(), Some(at(1_767_200_000))),
+        ("1.0.0".to_owned(), Some(at(1_767_355_200))),
+        ("1.1.0-rc.1".to_owned(), Some(at(1_767_441_600))),
+    ];
+    assert_eq!(publication_times(&layout, "acme_core"), dated);
+    assert_eq!(
+        publication_times(&layout, "acme_web"),
+        [("0.1.0".to_owned(), Some(at(1_767_528_000)))]
+    );
+
+    // Touched, but still older than the package's newest tarball (so `names`, which records
+    // that, stays as it is): the tarball is read again, and nothing is written.
+    let before = snapshot(layout.root());
+    set_mtime("acme_core-0.1.0.tar", 1_767_300_000, 0);
+    let report = run_build(&layout);
+    assert_eq!(report.tarballs_read, 1);
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    let mut touched = before.clone();
+    touched.retain(|path, _| !path.ends_with("acme_core-0.1.0.tar"));
+    let mut after = snapshot(layout.root());
+    after.retain(|path, _| !path.ends_with("acme_core-0.1.0.tar"));
+    assert_eq!(after, touched, "no registry file was rewritten");
+    assert_eq!(publication_times(&layout, "acme_core"), dated);
+
+    // Touched past every other tarball: `names` moves on, the publication time does not.
+    set_mtime("acme_core-0.1.0.tar", 1_769_000_000, 0);
+    let report = run_build(&layout);
+    assert_eq!(change_lines(&layout, &report), ["* updating names"]);
+    assert_eq!(publication_times(&layout, "acme_core"), dated);
+
+    // Nor does the cache's loss, or a mix-compatible build, which keeps the times it finds.
+    fs::remove_dir_all(layout.state_dir()).unwrap();
+    assert!(run_build(&layout).changes.is_empty());
+    assert!(run_mix_build(&layout).changes.is_empty());
+    assert_eq!(publication_times(&layout, "acme_core"), dated);
+}
+
+#[test]
+fn a_default_build_dates_the_releases_of_a_registry_mix_built() {
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    run_mix_build(&layout);
+    assert!(
+        publication_times(&layout, "pkg_00001")
+            .iter()
+            .all(|(_, time)| time.is_none())
+    );
+    // With the cache the mix-compatible build left, which must not pass its files as current.
+    let report = run_build(&layout);
+    assert_eq!(
+        change_lines(&layout, &report),
+        [
+            "* updating packages/acme_core",
+            "* updating packages/acme_web",
+            "* updating packages/pkg_00001",
+            "* updating packages/pkg_00002",
+            "* updating packages/pkg_00003",
+        ]
+    );
+    assert_eq!(
+        publication_times(&layout, "pkg_00001"),
+        [
+            ("0.1.0".to_owned(), Some(at(1_767_614_400))),
+            ("0.2.0".to_owned(), Some(at(1_767_700_800))),
+        ]
+    );
+    assert!(run_build(&layout).changes.is_empty());
 }

@@ -45,19 +45,34 @@ pub fn add_fixture_tarball(layout: &Layout, file: &str, mtime: u64) {
         .unwrap();
 }
 
+/// A build in the default mode, which dates releases by their tarballs.
 pub fn run_build(layout: &Layout) -> BuildReport {
     try_build(layout, false).unwrap()
+}
+
+/// A build in the mix-compatible mode, for comparisons with the fixture byte for byte.
+pub fn run_mix_build(layout: &Layout) -> BuildReport {
+    build_with(layout, false, true).unwrap()
 }
 
 pub fn try_build(
     layout: &Layout,
     skip_invalid: bool,
 ) -> Result<BuildReport, hexrepo_registry::RegistryError> {
+    build_with(layout, skip_invalid, false)
+}
+
+fn build_with(
+    layout: &Layout,
+    skip_invalid: bool,
+    mix_compatible: bool,
+) -> Result<BuildReport, hexrepo_registry::RegistryError> {
     build(&BuildOptions {
         store: &layout.store(),
         repository: REPO,
         key: &key(),
         skip_invalid,
+        mix_compatible,
     })
 }
 

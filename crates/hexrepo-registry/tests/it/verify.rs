@@ -17,12 +17,18 @@ fn audit(layout: &Layout, repository: &str) -> VerifyReport {
 }
 
 #[test]
-fn a_fresh_build_and_the_mix_reference_both_verify() {
+fn a_fresh_build_in_either_mode_and_the_mix_reference_all_verify() {
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
     run_build(&layout);
     let report = audit(&layout, REPO);
     assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
     assert_eq!((report.packages, report.releases), (5, 10));
+    let (_mix_dir, mix_layout) = repo_with_fixture_tarballs(&[]);
+    run_mix_build(&mix_layout);
+    let report = audit(&mix_layout, REPO);
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
     let reference = audit(&Layout::new(fixture().join("public")), REPO);
     assert!(reference.is_ok(), "{:?}", reference.problems);
 }

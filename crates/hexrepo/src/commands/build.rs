@@ -1,5 +1,6 @@
 //! `hexrepo build PUBLIC_DIR --name NAME --private-key KEY`: the drop-in for
-//! `mix hex.registry build`, printing the same `* creating` / `* updating` / `* removing` lines.
+//! `mix hex.registry build`, printing the same `* creating` / `* updating` / `* removing` lines
+//! (and, with `--mix-compatible`, writing the same files byte for byte).
 //! PUBLIC_DIR may also be a storage URL (`s3://bucket/prefix`).
 
 use std::path::PathBuf;
@@ -23,6 +24,13 @@ pub struct Args {
     /// Build from the valid tarballs and list the invalid ones, instead of writing nothing.
     #[arg(long)]
     skip_invalid: bool,
+    /// Write exactly what `mix hex.registry build` writes, byte for byte. By default a release
+    /// without a publication time gets its tarball's modification time as `published_at` (kept
+    /// on later builds), which Hex's release-age cooldowns and `mix hex.outdated` need: mix
+    /// writes none, and Hex lets a release without one through any cooldown. Publication times
+    /// already in the registry (from API publishes or earlier builds) are kept in both modes.
+    #[arg(long)]
+    mix_compatible: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +41,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         repository: &args.name,
         key: &key,
         skip_invalid: args.skip_invalid,
+        mix_compatible: args.mix_compatible,
     })?;
     for warning in &report.warnings {
         eprintln!("warning: {warning}");

@@ -202,6 +202,7 @@ fn create_repository(settings: &Settings, store: &Store) -> anyhow::Result<()> {
         repository: &settings.name.value,
         key: &key,
         skip_invalid: false,
+        mix_compatible: false,
     }) {
         Ok(report) => report,
         // Replicas starting together on an empty bucket: another one created it first.

@@ -1,5 +1,7 @@
-//! `hexrepo build` output judged by real clients: `hex_core` must verify and decode it exactly
-//! as it decodes mix's output, and rebar3 must resolve, fetch and compile from it behind nginx.
+//! `hexrepo build` output judged by real clients: `hex_core` must verify and decode it (with
+//! `--mix-compatible`) exactly as it decodes mix's output, and rebar3 must resolve, fetch and
+//! compile from it behind nginx. By default releases carry publication times, which mix's
+//! output lacks; the clients must take those too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use crate::interop::{
 use crate::support::{
     StaticServer, all_output, describe, file_name, files_ending_with, hexrepo_bin, mix_reference,
     output_of, read_text, require_hex_core, require_rebar3_and_nginx, run, run_expecting_failure,
-    temp_dir, tool,
+    stdout_text, temp_dir, tool,
 };
 
 /// `hexrepo ARGS`.
@@ -34,13 +36,23 @@ fn build_command(public: &Path, key: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `hexrepo build` and asserts it succeeded and wrote a `public_key`.
-fn build(public: &Path, key: &Path) {
-    run(&mut build_command(public, key, &[]));
+/// Runs `hexrepo build [EXTRA...]` and asserts it succeeded and wrote a `public_key`.
+fn build_with(public: &Path, key: &Path, extra: &[&str]) {
+    run(&mut build_command(public, key, extra));
     assert!(
         public.join("public_key").is_file(),
         "hexrepo build wrote no public_key"
     );
+}
+
+/// `hexrepo build` in the default mode.
+fn build(public: &Path, key: &Path) {
+    build_with(public, key, &[]);
+}
+
+/// `hexrepo build --mix-compatible`, whose output the fixture's must equal.
+fn build_like_mix(public: &Path, key: &Path) {
+    build_with(public, key, &["--mix-compatible"]);
 }
 
 /// `hexrepo keygen --out DIR/private_key.pem`.
@@ -95,7 +107,7 @@ fn hexrepo_build_of_fixture_decodes_like_mix() {
     require_hex_core();
     let tmp = fixture_tarballs_only();
     let public = tmp.path().join("public");
-    build(&public, &mix_reference().join("test_private_key.pem"));
+    build_like_mix(&public, &mix_reference().join("test_private_key.pem"));
     assert_eq!(
         assert_hex_core_accepts(&public),
         clients::mix_decoded_payloads()
@@ -108,7 +120,7 @@ fn hexrepo_build_of_fixture_matches_mix_byte_for_byte() {
     require_hex_core();
     let tmp = fixture_tarballs_only();
     let public = tmp.path().join("public");
-    build(&public, &mix_reference().join("test_private_key.pem"));
+    build_like_mix(&public, &mix_reference().join("test_private_key.pem"));
     let mix = mix_reference().join("public");
     assert_eq!(registry_files(&public), registry_files(&mix));
     for file in registry_files(&mix) {
@@ -129,6 +141,54 @@ fn hexrepo_build_of_fixture_matches_mix_byte_for_byte() {
         read_text(&mix.join("public_key")).trim(),
         "public_key (PKCS#1 PEM) differs from mix's"
     );
+}
+
+/// By default every release carries its tarball's mtime as `published_at`, which the `hex_core`
+/// rebar3 bundles predates and skips: it still decodes the files as it decodes mix's. A rebuild
+/// after a touch keeps the times and prints nothing.
+#[test]
+fn hexrepo_build_of_fixture_dates_releases_by_default() {
+    use hexfmt::registry::read_package;
+
+    require_hex_core();
+    let tmp = fixture_tarballs_only();
+    let public = tmp.path().join("public");
+    let key = mix_reference().join("test_private_key.pem");
+    build(&public, &key);
+    assert_eq!(
+        assert_hex_core_accepts(&public),
+        clients::mix_decoded_payloads()
+    );
+    let public_key =
+        hexfmt::keys::PublicKey::from_pem(&fs::read(public.join("public_key")).unwrap())
+            .expect("public key");
+    let times = || -> Vec<(String, Option<i64>)> {
+        let bytes = fs::read(public.join("packages/pkg_00001")).expect("read package");
+        read_package(&bytes, &public_key, REPO, "pkg_00001")
+            .expect("valid package")
+            .releases
+            .into_iter()
+            .map(|r| (r.version, r.published_at.map(|t| t.seconds)))
+            .collect()
+    };
+    // From tarball_mtimes.txt.
+    let dated = vec![
+        ("0.1.0".to_owned(), Some(1_767_614_400)),
+        ("0.2.0".to_owned(), Some(1_767_700_800)),
+    ];
+    assert_eq!(times(), dated);
+
+    // Still older than pkg_00001-0.2.0.tar, so `names` has no reason to change either.
+    fs::File::options()
+        .write(true)
+        .open(public.join("tarballs/pkg_00001-0.1.0.tar"))
+        .and_then(|file| {
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_650_000))
+        })
+        .expect("set mtime");
+    let output = run(&mut build_command(&public, &key, &[]));
+    assert_eq!(stdout_text(&output), "", "nothing rewritten");
+    assert_eq!(times(), dated);
 }
 
 #[test]
@@ -230,7 +290,11 @@ fn hexrepo_build_skip_invalid_leaves_out_broken_tarballs() {
         describe(&strict, &output)
     );
 
-    run(&mut build_command(&public, &key, &["--skip-invalid"]));
+    run(&mut build_command(
+        &public,
+        &key,
+        &["--skip-invalid", "--mix-compatible"],
+    ));
     let decoded = assert_hex_core_accepts(&public);
     assert_eq!(
         decoded,
