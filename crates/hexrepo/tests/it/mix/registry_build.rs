@@ -1,12 +1,14 @@
 //! `mix hex.registry build` and `hexrepo build --mix-compatible` over the same tarballs, made
-//! by `mix hex.build` in the test: the same registry, payload and signature, file by file.
+//! by `mix hex.build` in the test: the same registry, payload and signature, file by file; and
+//! the release dates a default `hexrepo build` writes, as mix's cooldowns read them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::{Dep, Mix, Project};
 use crate::mirror_support::keygen;
-use crate::serve_support::{gunzip_complete, hexrepo_in};
+use crate::serve_support::{HexrepoServer, gunzip_complete, hexrepo_in};
 use crate::support::{run, temp_dir};
 
 const REPO: &str = "acme";
@@ -109,5 +111,91 @@ fn hexrepo_build_mix_compatible_matches_mix_hex_registry_build() {
             mine == theirs,
             "{name} differs from mix hex.registry build's"
         );
+    }
+}
+
+/// `hexrepo build` of `tarballs` into `public` (with `--mix-compatible` when `mix_compatible`).
+fn build_into(
+    work: &Path,
+    public: &Path,
+    tarballs: &[(&Path, SystemTime)],
+    key: &str,
+    mix_compatible: bool,
+) {
+    fs::create_dir_all(public.join("tarballs")).expect("mkdir tarballs");
+    for (tarball, modified) in tarballs {
+        let target = public
+            .join("tarballs")
+            .join(tarball.file_name().expect("file name"));
+        fs::copy(tarball, &target).expect("copy tarball");
+        fs::File::options()
+            .write(true)
+            .open(&target)
+            .and_then(|f| f.set_modified(*modified))
+            .expect("set the tarball's mtime");
+    }
+    let public = public.to_str().expect("UTF-8 path");
+    let mut build = hexrepo_in(
+        work,
+        &["build", public, "--name", REPO, "--private-key", key],
+    );
+    if mix_compatible {
+        build.arg("--mix-compatible");
+    }
+    run(&mut build);
+}
+
+#[test]
+fn mix_cooldowns_hold_back_releases_that_hexrepo_build_dated() {
+    let mix = Mix::new();
+    let home = mix.home().to_path_buf();
+    let mut dated = Project::new(&mix, &home, "dated", "1.0.0", &[]);
+    let old = dated.build(&mix);
+    dated.set_version("1.1.0");
+    let new = dated.build(&mix);
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+    let releases = [
+        (old.as_path(), month_ago),
+        (new.as_path(), SystemTime::now()),
+    ];
+    let work = temp_dir();
+    let key = keygen(work.path(), "private_key.pem");
+    let key_path = key.to_str().expect("UTF-8 path");
+    let (dated_public, undated_public) = (work.path().join("dated"), work.path().join("undated"));
+    build_into(work.path(), &dated_public, &releases, key_path, false);
+    build_into(work.path(), &undated_public, &releases, key_path, true);
+
+    let mut mix = mix;
+    mix.set("HEX_COOLDOWN", "7d");
+    for (public, expected) in [
+        (&dated_public, "dated 1.0.0"),
+        (&undated_public, "dated 1.1.0"),
+    ] {
+        let server = HexrepoServer::start(work.path(), public, &key, &["--name", REPO]);
+        let public_key = public.join("public_key");
+        let public_key = public_key.to_str().expect("UTF-8 path");
+        mix.ok(
+            &home,
+            &[
+                "hex.repo",
+                "add",
+                REPO,
+                &server.url(),
+                "--public-key",
+                public_key,
+            ],
+        );
+        let parent = home.join(public.file_name().expect("folder name"));
+        let app = Project::new(
+            &mix,
+            &parent,
+            "app",
+            "0.1.0",
+            &[Dep::new("dated", "~> 1.0", REPO)],
+        );
+        let got = mix.ok(app.dir(), &["deps.get"]);
+        // Dated releases: 1.1.0 is brand new, inside the 7-day cooldown, so mix takes 1.0.0.
+        // Undated ones (mix-compatible): mix cannot tell, and takes the newest.
+        assert!(got.contains(expected), "{expected} expected:\n{got}");
     }
 }
