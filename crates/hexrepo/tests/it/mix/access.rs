@@ -41,10 +41,7 @@ fn basic_auth_and_repository_keys_let_mix_in_and_bad_ones_get_a_clear_message() 
     // Basic auth in the URL, with the key file.
     let basic = Mix::new();
     let url = server.url_with_userinfo("team", "s3cret");
-    basic.ok(
-        basic.home(),
-        &["hex.repo", "add", REPO, &url, "--public-key", public_key],
-    );
+    basic.repo_add(REPO, &url, &["--public-key", public_key]);
     let app = Project::new(&basic, basic.home(), "app", "0.1.0", &app_deps);
     let got = basic.ok(app.dir(), &["deps.get"]);
     assert!(got.contains("lib1 1.0.0"), "{got}");
@@ -52,13 +49,10 @@ fn basic_auth_and_repository_keys_let_mix_in_and_bad_ones_get_a_clear_message() 
     // A read-only repository key, the public key fetched and checked against the banner's
     // fingerprint with that key.
     let keyed = Mix::new();
-    keyed.ok(
-        keyed.home(),
+    keyed.repo_add(
+        REPO,
+        &server.url(),
         &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
             "--auth-key",
             &reader_key,
             "--fetch-public-key",
@@ -91,17 +85,7 @@ fn basic_auth_and_repository_keys_let_mix_in_and_bad_ones_get_a_clear_message() 
     );
     // No credentials (401): mix offers an interactive hex.pm login, declined on a closed stdin.
     let anonymous = Mix::new();
-    anonymous.ok(
-        anonymous.home(),
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--public-key",
-            public_key,
-        ],
-    );
+    anonymous.repo_add(REPO, &server.url(), &["--public-key", public_key]);
     let app = Project::new(&anonymous, anonymous.home(), "app", "0.1.0", &app_deps);
     let refused = anonymous.fails(app.dir(), &["deps.get"]);
     assert!(
@@ -139,17 +123,7 @@ fn hex_2_5_1_sending_a_hex_pm_token_is_served_by_an_open_repository() {
          refresh_token => <<\"hexpm-oauth-refresh-token\">>, expires_at => 4102444800}}.\n",
     )
     .expect("write hex.config");
-    mix.ok(
-        mix.home(),
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--fetch-public-key",
-            &fingerprint,
-        ],
-    );
+    mix.repo_add(REPO, &server.url(), &["--fetch-public-key", &fingerprint]);
     use_api(&mut mix, &server, &key);
     let lib = Project::new(&mix, mix.home(), "lib1", "1.0.0", &[]);
     publish_package(&mix, &lib, &[]);

@@ -153,6 +153,13 @@ impl Mix {
         text(&output)
     }
 
+    /// `mix hex.repo add NAME URL OPTIONS` (in this mix's home), asserting it succeeds.
+    pub fn repo_add(&self, name: &str, url: &str, options: &[&str]) -> String {
+        let mut args = vec!["hex.repo", "add", name, url];
+        args.extend_from_slice(options);
+        self.ok(self.home(), &args)
+    }
+
     /// Runs `mix ARGS` in `dir`, asserts it exits non-zero, and returns both outputs.
     pub fn fails(&self, dir: &Path, args: &[&str]) -> String {
         let (cmd, output) = self.output(dir, args);

@@ -103,18 +103,10 @@ fn organization_keys_are_the_repository_keys_with_mix() {
 
     // The new key reads the repository.
     let reader = Mix::new();
-    reader.ok(
-        reader.home(),
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--auth-key",
-            &secret,
-            "--fetch-public-key",
-            &fingerprint,
-        ],
+    reader.repo_add(
+        REPO,
+        &server.url(),
+        &["--auth-key", &secret, "--fetch-public-key", &fingerprint],
     );
     let app = Project::new(
         &reader,

@@ -184,18 +184,10 @@ fn several_mix_publishes_at_once_all_land() {
             scope.spawn(move || publish_package(mix, project, &[]));
         }
     });
-    mix.ok(
-        &home,
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--auth-key",
-            &key,
-            "--fetch-public-key",
-            &fingerprint,
-        ],
+    mix.repo_add(
+        REPO,
+        &server.url(),
+        &["--auth-key", &key, "--fetch-public-key", &fingerprint],
     );
     let deps: Vec<Dep> = names.iter().map(|n| Dep::new(n, "1.0.0", REPO)).collect();
     let app = Project::new(&mix, &home, "app", "0.1.0", &deps);
@@ -223,13 +215,10 @@ fn hex_2_2_2_publishes_through_the_old_route_and_fetches() {
         server.log()
     );
     let public_key = work.path().join("hexrepo-data/public/public_key");
-    mix.ok(
-        &home,
+    mix.repo_add(
+        REPO,
+        &server.url(),
         &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
             "--auth-key",
             &key,
             "--public-key",
@@ -272,18 +261,10 @@ fn mix_publishes_to_and_fetches_from_a_server_on_s3() {
     let home = mix.home().to_path_buf();
     let lib = Project::new(&mix, &home, "on_s3", "1.0.0", &[]);
     publish_package(&mix, &lib, &[]);
-    mix.ok(
-        &home,
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--auth-key",
-            &key,
-            "--fetch-public-key",
-            &fingerprint,
-        ],
+    mix.repo_add(
+        REPO,
+        &server.url(),
+        &["--auth-key", &key, "--fetch-public-key", &fingerprint],
     );
     let app = Project::new(
         &mix,

@@ -153,7 +153,7 @@ fn mix_cooldowns_hold_back_releases_that_hexrepo_build_dated() {
     let old = dated.build(&mix);
     dated.set_version("1.1.0");
     let new = dated.build(&mix);
-    let month_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+    let month_ago = SystemTime::now() - Duration::from_hours(30 * 24);
     let releases = [
         (old.as_path(), month_ago),
         (new.as_path(), SystemTime::now()),
@@ -174,17 +174,7 @@ fn mix_cooldowns_hold_back_releases_that_hexrepo_build_dated() {
         let server = HexrepoServer::start(work.path(), public, &key, &["--name", REPO]);
         let public_key = public.join("public_key");
         let public_key = public_key.to_str().expect("UTF-8 path");
-        mix.ok(
-            &home,
-            &[
-                "hex.repo",
-                "add",
-                REPO,
-                &server.url(),
-                "--public-key",
-                public_key,
-            ],
-        );
+        mix.repo_add(REPO, &server.url(), &["--public-key", public_key]);
         let parent = home.join(public.file_name().expect("folder name"));
         let app = Project::new(
             &mix,

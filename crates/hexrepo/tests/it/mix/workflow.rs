@@ -32,17 +32,7 @@ fn publish_and_fetch_a_chain() -> (tempfile::TempDir, HexrepoServer, Mix, Projec
     let mut mix = Mix::new();
     use_api(&mut mix, &server, &key);
     let home = mix.home().to_path_buf();
-    mix.ok(
-        &home,
-        &[
-            "hex.repo",
-            "add",
-            REPO,
-            &server.url(),
-            "--fetch-public-key",
-            &fingerprint,
-        ],
-    );
+    mix.repo_add(REPO, &server.url(), &["--fetch-public-key", &fingerprint]);
 
     let alpha = Project::new(&mix, &home, "alpha", "1.0.0", &[]);
     let beta = Project::new(&mix, &home, "beta", "0.2.0-beta.1", &[]);
