@@ -140,5 +140,8 @@ fn hex_2_5_1_sending_a_hex_pm_token_is_served_by_an_open_repository() {
     mix.ok(app.dir(), &["compile"]);
     // The API reads of an open repository are open too, token or not.
     let info = mix.ok(mix.home(), &["hex.info", "lib1"]);
-    assert!(info.contains(r#"Config: {:lib1, "~> 1.0", repo: "acme"}"#), "{info}");
+    assert!(
+        info.contains(r#"Config: {:lib1, "~> 1.0", repo: "acme"}"#),
+        "{info}"
+    );
 }
