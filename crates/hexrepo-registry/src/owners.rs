@@ -1,8 +1,10 @@
 //! Package owners: who is responsible for a package, and who may change that (the rules behind
 //! `mix hex.owner`). This server has no user accounts; its identities are its repository keys,
 //! by name, and the operator's basic-auth username. Each package has a list of owners, each an
-//! identity with a level, `full` or `maintainer`, kept in `.hexrepo/owners/NAME.json` (hidden,
-//! never served) and written with conditional writes, so concurrent replicas lose no update.
+//! identity with a level, `full` or `maintainer`. All packages' owners are kept in one object,
+//! `.hexrepo/owners.json` (hidden, never served), so that a key's packages are found in one
+//! read (`GET /users/me`, which mix asks before every publish), and written with conditional
+//! writes, so concurrent replicas lose no update.
 //!
 //! The rules, all here and nowhere else:
 //! - the key that publishes a package's first release becomes its `full` owner; a publish by the
@@ -23,13 +25,14 @@
 //! It never decides who may write at all (`api:write` is the server's check) and never touches
 //! the registry files.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use hexrepo_store::{Bytes, Folder, Meta, Precondition, StorageKey, Store, StoreError};
+use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store, StoreError};
 
 use crate::error::RegistryError;
 use crate::keys::{KeyStore, KeyStoreError};
@@ -81,9 +84,10 @@ pub struct Owner {
     pub updated_at: u64,
 }
 
+/// `.hexrepo/owners.json`: each package's owners, by package name.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OwnersFile {
-    owners: Vec<Owner>,
+    packages: BTreeMap<String, Vec<Owner>>,
 }
 
 /// Who asks for a change.
@@ -173,61 +177,45 @@ impl<'a> OwnerStore<'a> {
 
     /// The owners of `package`, without checking it exists (a package read just now).
     pub fn owners_of(&self, package: &str) -> Result<Vec<Owner>, OwnersError> {
-        Ok(self.load(package)?.0)
+        Ok(self.load()?.0.packages.remove(package).unwrap_or_default())
     }
 
-    /// The packages `identity` owns, by name, with its level in each. Reads every owners file:
-    /// a repository has few packages compared with what one request may read, and an index
-    /// kept beside them would be one more file to keep consistent.
+    /// The packages `identity` owns, by name, with its level in each: one read.
     pub fn owned_by(&self, identity: &str) -> Result<Vec<(String, Level)>, OwnersError> {
-        let listing = self
-            .store
-            .list(Folder::Owners)
-            .map_err(RegistryError::from)?;
-        let mut owned = Vec::new();
-        for meta in listing {
-            let Some(package) = meta
-                .path
-                .rsplit('/')
-                .next()
-                .and_then(|file| file.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            if let Some(owner) = self
-                .owners_of(package)?
-                .into_iter()
-                .find(|o| o.name == identity)
-            {
-                owned.push((package.to_owned(), owner.level));
-            }
-        }
-        Ok(owned)
+        Ok(self
+            .load()?
+            .0
+            .packages
+            .into_iter()
+            .filter_map(|(package, owners)| {
+                owners
+                    .into_iter()
+                    .find(|o| o.name == identity)
+                    .map(|owner| (package, owner.level))
+            })
+            .collect())
     }
 
-    /// Makes `key` the full owner of `package` if the package has no owners file yet (its
-    /// first release was just published); returns whether it did. Never overwrites: a file
-    /// written meanwhile, or one left from an earlier life of the package, wins.
+    /// Makes `key` the full owner of `package` if the package has no owners yet (its first
+    /// release was just published); returns whether it did. Never overwrites: owners written
+    /// meanwhile, or left from an earlier life of the package, win.
     pub fn record_first_publisher(&self, package: &str, key: &str) -> Result<bool, OwnersError> {
-        let now = now();
-        let file = OwnersFile {
-            owners: vec![Owner {
-                name: key.to_owned(),
-                level: Level::Full,
-                inserted_at: now,
-                updated_at: now,
-            }],
-        };
-        let bytes = serde_json::to_vec_pretty(&file).expect("owners always serialise");
-        match self.store.put(
-            &StorageKey::Owners(package.to_owned()),
-            Bytes::from(bytes),
-            Precondition::Create,
-        ) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict { .. }) => Ok(false),
-            Err(e) => Err(RegistryError::from(e).into()),
-        }
+        self.write(|file| {
+            if file.packages.contains_key(package) {
+                return Ok(false);
+            }
+            let now = now();
+            file.packages.insert(
+                package.to_owned(),
+                vec![Owner {
+                    name: key.to_owned(),
+                    level: Level::Full,
+                    inserted_at: now,
+                    updated_at: now,
+                }],
+            );
+            Ok(true)
+        })
     }
 
     /// Adds `owner` at `level`, or changes its level; with `transfer`, `owner` becomes the
@@ -302,9 +290,9 @@ impl<'a> OwnerStore<'a> {
         .map(drop)
     }
 
-    /// Where the owners of `package` are kept, for messages.
-    pub fn path(&self, package: &str) -> PathBuf {
-        locate(&self.store, &StorageKey::Owners(package.to_owned()))
+    /// Where the owners are kept, for messages.
+    pub fn path(&self) -> PathBuf {
+        locate(&self.store, &StorageKey::Owners)
     }
 
     fn require_package(&self, package: &str) -> Result<(), OwnersError> {
@@ -330,32 +318,32 @@ impl<'a> OwnerStore<'a> {
         Ok(names)
     }
 
-    fn load(&self, package: &str) -> Result<(Vec<Owner>, Option<Meta>), OwnersError> {
-        let key = StorageKey::Owners(package.to_owned());
-        match self.store.get(&key).map_err(RegistryError::from)? {
-            None => Ok((Vec::new(), None)),
+    fn load(&self) -> Result<(OwnersFile, Option<Meta>), OwnersError> {
+        match self
+            .store
+            .get(&StorageKey::Owners)
+            .map_err(RegistryError::from)?
+        {
+            None => Ok((OwnersFile::default(), None)),
             Some(object) => serde_json::from_slice::<OwnersFile>(&object.bytes)
-                .map(|file| (file.owners, Some(object.meta)))
+                .map(|file| (file, Some(object.meta)))
                 .map_err(|source| OwnersError::Corrupt {
-                    path: self.path(package),
+                    path: self.path(),
                     source,
                 }),
         }
     }
 
-    /// Read, check the requester may change them, change, check a full owner is left, and
-    /// write back only if nobody wrote in between; else again. `change` says whether it
-    /// changed anything; nothing is written when it did not.
+    /// Read, check the requester may change `package`'s owners, change them, check a full
+    /// owner is left, and write back; `change` says whether it changed anything.
     fn update(
         &self,
         package: &str,
         by: Requester<'_>,
         mut change: impl FnMut(&mut Vec<Owner>) -> Result<bool, OwnersError>,
     ) -> Result<bool, OwnersError> {
-        let key = StorageKey::Owners(package.to_owned());
-        let _lock = self.store.lock().map_err(RegistryError::from)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let (mut owners, meta) = self.load(package)?;
+        self.write(|file| {
+            let mut owners = file.packages.get(package).cloned().unwrap_or_default();
             if !may_change(&owners, by) {
                 return Err(OwnersError::NotAllowed {
                     package: package.to_owned(),
@@ -370,17 +358,36 @@ impl<'a> OwnerStore<'a> {
                     package: package.to_owned(),
                 });
             }
-            let bytes =
-                serde_json::to_vec_pretty(&OwnersFile { owners }).expect("owners always serialise");
+            file.packages.insert(package.to_owned(), owners);
+            Ok(true)
+        })
+    }
+
+    /// Read the owners, `change` them, and write them back only if nobody wrote in between;
+    /// else again. Nothing is written when `change` says it changed nothing.
+    fn write(
+        &self,
+        mut change: impl FnMut(&mut OwnersFile) -> Result<bool, OwnersError>,
+    ) -> Result<bool, OwnersError> {
+        let _lock = self.store.lock().map_err(RegistryError::from)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut file, meta) = self.load()?;
+            if !change(&mut file)? {
+                return Ok(false);
+            }
+            let bytes = serde_json::to_vec_pretty(&file).expect("owners always serialise");
             let precondition = Precondition::unchanged_since(meta.as_ref());
-            match self.store.put(&key, Bytes::from(bytes), precondition) {
+            match self
+                .store
+                .put(&StorageKey::Owners, Bytes::from(bytes), precondition)
+            {
                 Ok(_) => return Ok(true),
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(RegistryError::from(e).into()),
             }
         }
         Err(RegistryError::Contention {
-            path: key.path(),
+            path: StorageKey::Owners.path(),
             attempts: MAX_ATTEMPTS,
         }
         .into())

@@ -41,9 +41,10 @@ pub enum StorageKey {
     /// `.hexrepo/mirror-etags.json`: in a mirror's store, the upstream's ETag of each
     /// registry file stored, for conditional requests on the next sync.
     MirrorEtags,
-    /// `.hexrepo/owners/NAME.json`: the owners of package NAME. One object per package, so
-    /// owner changes of different packages never contend for one file.
-    Owners(String),
+    /// `.hexrepo/owners.json`: the owners of every package. One object, like the keys, so that
+    /// `GET /users/me` (which mix asks before every publish) finds a key's packages in one
+    /// read; owner changes are rare enough to share one compare-and-swap.
+    Owners,
 }
 
 /// The folders that hold many objects.
@@ -55,8 +56,6 @@ pub enum Folder {
     Tarballs,
     /// `docs/`.
     Docs,
-    /// `.hexrepo/owners/`: our state, never served or pushed as a repository folder.
-    Owners,
 }
 
 impl Folder {
@@ -66,7 +65,6 @@ impl Folder {
             Folder::Packages => "packages",
             Folder::Tarballs => "tarballs",
             Folder::Docs => "docs",
-            Folder::Owners => ".hexrepo/owners",
         }
     }
 }
@@ -110,7 +108,7 @@ impl StorageKey {
             StorageKey::Keys => format!("{STATE_DIR}/keys.json"),
             StorageKey::AuditLog => format!("{STATE_DIR}/audit.log"),
             StorageKey::MirrorEtags => format!("{STATE_DIR}/mirror-etags.json"),
-            StorageKey::Owners(name) => format!("{STATE_DIR}/owners/{name}.json"),
+            StorageKey::Owners => format!("{STATE_DIR}/owners.json"),
         }
     }
 
@@ -149,7 +147,7 @@ impl StorageKey {
                 | StorageKey::Keys
                 | StorageKey::AuditLog
                 | StorageKey::MirrorEtags
-                | StorageKey::Owners(_)
+                | StorageKey::Owners
         )
     }
 }
@@ -206,8 +204,8 @@ mod tests {
             assert_eq!(StorageKey::from_repository_path(path), None, "{path}");
         }
         assert!(!StorageKey::Keys.is_repository_file());
-        let owners = StorageKey::Owners("acme".into());
-        assert_eq!(owners.path(), ".hexrepo/owners/acme.json");
+        let owners = StorageKey::Owners;
+        assert_eq!(owners.path(), ".hexrepo/owners.json");
         assert!(!owners.is_repository_file());
         assert_eq!(StorageKey::from_repository_path(&owners.path()), None);
         let install = StorageKey::Install("1.16.0/hex-2.0.6.ez".into());
