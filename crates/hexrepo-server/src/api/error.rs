@@ -28,8 +28,9 @@ pub enum ApiError {
     },
     /// 400: a malformed request.
     BadRequest(String),
-    /// 413: the body is over the limit.
-    TooLarge,
+    /// 413: the body is over the limit; the field named in the errors (`tar` for a tarball,
+    /// `body` for anything else).
+    TooLarge(&'static str),
     /// 422: validation failed; `errors` is Hex's field → message map.
     Validation(Value),
     /// 503: publishing is not configured on this server.
@@ -60,10 +61,10 @@ impl ApiError {
                 None,
             ),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m, None),
-            ApiError::TooLarge => (
+            ApiError::TooLarge(field) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Validation error(s)".to_owned(),
-                Some(json!({"tar": "too big"})),
+                Some(json!({ field: "too big" })),
             ),
             ApiError::Validation(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

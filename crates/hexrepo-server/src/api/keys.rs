@@ -76,7 +76,7 @@ pub async fn create(
         let headers = request.headers().clone();
         let bytes = to_bytes(request.into_body(), 64 * 1024)
             .await
-            .map_err(|_| ApiError::TooLarge)?;
+            .map_err(|_| ApiError::TooLarge("body"))?;
         let body = decode_body(&headers, &bytes)?;
         let name = body["name"]
             .as_str()

@@ -27,7 +27,7 @@ pub async fn token(State(state): State<AppState>, format: Format, request: Reque
         let headers = request.headers().clone();
         let bytes = to_bytes(request.into_body(), 64 * 1024)
             .await
-            .map_err(|_| ApiError::TooLarge)?;
+            .map_err(|_| ApiError::TooLarge("body"))?;
         let body = decode_body(&headers, &bytes)?;
         if body["grant_type"].as_str() != Some("client_credentials") {
             return Ok(oauth_error(

@@ -57,7 +57,7 @@ pub async fn add(
         let headers = request.headers().clone();
         let bytes = to_bytes(request.into_body(), 64 * 1024)
             .await
-            .map_err(|_| ApiError::TooLarge)?;
+            .map_err(|_| ApiError::TooLarge("body"))?;
         let body = decode_body(&headers, &bytes)?;
         // hex.pm's default level, for clients that send none.
         let level: Level = body["level"]

@@ -47,7 +47,7 @@ async fn publish_release(
 ) -> Result<Reply, ApiError> {
     let p = params(&state, p)?;
     let actor = authorize(&state, &request, Permission::ApiWrite)?;
-    let bytes = read_limited_body(request).await?;
+    let bytes = read_limited_body(request, MAX_TARBALL_SIZE, "tar").await?;
     // hexpm treats a missing `replace` as true; clients always send it.
     let replace = query.get("replace").is_none_or(|v| v == "true");
     let name = p.get("name").cloned();
@@ -141,7 +141,10 @@ async fn retire_release(
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
     let remote = super::remote_address(&request);
-    let body = decode_body(&headers, &read_limited_body(request).await?)?;
+    let body = decode_body(
+        &headers,
+        &read_limited_body(request, MAX_RETIRE_BODY, "body").await?,
+    )?;
     let reason: Reason = body["reason"]
         .as_str()
         .unwrap_or_default()
@@ -217,7 +220,7 @@ async fn store_docs(
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
     let remote = super::remote_address(&request);
-    let bytes = read_limited_body(request).await?;
+    let bytes = read_limited_body(request, MAX_TARBALL_SIZE, "tar").await?;
     hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
         state,
@@ -313,19 +316,30 @@ async fn release_write_with_headers(
 }
 
 /// The body, refusing more than a tarball's limit before reading it when the length is known.
-async fn read_limited_body(request: Request) -> Result<Bytes, ApiError> {
-    let limit = usize::try_from(MAX_TARBALL_SIZE).unwrap_or(usize::MAX);
+/// The most a retire body (`{reason, message}`, the message at most 140 characters on hex.pm)
+/// may take: only tarballs get [`MAX_TARBALL_SIZE`], so no route decodes megabytes of ETF it
+/// has no use for.
+const MAX_RETIRE_BODY: u64 = 64 * 1024;
+
+/// The request's body, refused (413, naming `field`) once it is over `max` bytes, declared or
+/// sent.
+async fn read_limited_body(
+    request: Request,
+    max: u64,
+    field: &'static str,
+) -> Result<Bytes, ApiError> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_TARBALL_SIZE) {
-        return Err(ApiError::TooLarge);
+    if declared.is_some_and(|len| len > max) {
+        return Err(ApiError::TooLarge(field));
     }
     axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| ApiError::TooLarge)
+        .map_err(|_| ApiError::TooLarge(field))
 }
 
 fn record(
@@ -422,9 +436,12 @@ pub async fn docs_redirect(
     State(state): State<AppState>,
     format: Format,
     Path(p): Params,
+    request: Request,
 ) -> Response {
+    // Whether a release has docs is itself something only readers may learn.
+    let access = super::packages::read_access(&state, p, &request);
     let result = async {
-        let p = params(&state, p)?;
+        let p = access?;
         let api = config(&state)?;
         let (name, version) = (
             p.get("name").cloned().unwrap_or_default(),

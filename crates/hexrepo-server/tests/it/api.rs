@@ -338,3 +338,61 @@ async fn names_and_versions_in_api_paths_cannot_name_other_files() {
         b"keep me"
     );
 }
+
+#[tokio::test]
+async fn the_docs_redirect_tells_only_readers_whether_docs_exist() {
+    let (repo, writer, reader) = api_repo();
+    let (response, _) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", &writer)],
+            tarball("foo", "1.0.0"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let route = "/api/packages/foo/releases/1.0.0/docs";
+    // A private repository: no answer about docs without credentials, or with wrong ones.
+    for headers in [vec![], vec![("authorization", "nope")]] {
+        let (response, _) = repo.get(route, &headers).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{headers:?}");
+    }
+    let (response, _) = repo.get(route, &[("authorization", &reader)]).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "a reader learns: no docs"
+    );
+}
+
+#[tokio::test]
+async fn a_retire_body_is_read_only_as_far_as_a_retirement_needs() {
+    let (repo, writer, _) = api_repo();
+    let (response, _) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", &writer)],
+            tarball("foo", "1.0.0"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let before = std::fs::read(repo.root().join("packages/foo")).unwrap();
+    // A megabyte of JSON (a valid shape, an absurd message): refused before decoding.
+    let message = "x".repeat(1024 * 1024);
+    let body = format!(r#"{{"reason": "other", "message": "{message}"}}"#).into_bytes();
+    let (response, bytes) = repo
+        .post(
+            "/api/packages/foo/releases/1.0.0/retire",
+            &[
+                ("authorization", &writer),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json(&bytes)["errors"]["body"], "too big");
+    assert_eq!(
+        std::fs::read(repo.root().join("packages/foo")).unwrap(),
+        before
+    );
+}
