@@ -156,13 +156,8 @@ impl KeyStore {
         permissions: &[Permission],
         created_by: Option<&str>,
     ) -> Result<(KeyRecord, String), KeyStoreError> {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
-            return Err(KeyStoreError::InvalidName(name.to_owned()));
+        if !is_valid_key_name(name) {
+            return Err(KeyStoreError::InvalidName(name.chars().take(64).collect()));
         }
         let mut raw = [0u8; 16];
         aws_lc_rs::rand::fill(&mut raw).expect("the system RNG is available");
@@ -248,6 +243,19 @@ impl KeyStore {
     }
 }
 
+/// The one rule for a key's name: 1 to 64 ASCII letters, digits, `-`, `_` and `.`, not
+/// starting with a dot and without `..` (a name is shown in URLs and messages, and may become
+/// part of a path one day: it can never be a dot-file or a parent folder).
+pub fn is_valid_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
+        && !name.contains("..")
+}
+
 /// Finds the active key whose secret is `presented`, comparing against every key in constant
 /// time so the position of a match leaks nothing.
 pub fn authenticate<'k>(keys: &'k [KeyRecord], presented: &str) -> Option<&'k KeyRecord> {
@@ -276,6 +284,35 @@ fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_names_follow_one_rule() {
+        for good in ["ci", "ci-1.x", "team_a", &"k".repeat(64)] {
+            assert!(is_valid_key_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "a..b",
+            "a/b",
+            "a b",
+            "ci@host",
+            &"k".repeat(65),
+        ] {
+            assert!(!is_valid_key_name(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyStore::new(&Store::local(dir.path()));
+        for bad in [".hidden", "a..b"] {
+            assert!(matches!(
+                keys.create(bad, &[Permission::Repository], None),
+                Err(KeyStoreError::InvalidName(_))
+            ));
+        }
+        assert!(crate::owners::is_valid_identity_name("ops@example.com"));
+        assert!(!crate::owners::is_valid_identity_name("../keys"));
+    }
 
     #[test]
     fn secrets_are_shown_once_stored_hashed_and_revocable() {

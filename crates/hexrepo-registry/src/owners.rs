@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store, StoreError};
 
 use crate::error::RegistryError;
-use crate::keys::{KeyStore, KeyStoreError};
+use crate::keys::{KeyStore, KeyStoreError, is_valid_key_name};
 use crate::layout::locate;
 use crate::signed_files::MAX_ATTEMPTS;
 
@@ -88,6 +88,12 @@ pub struct Owner {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OwnersFile {
     packages: BTreeMap<String, Vec<Owner>>,
+}
+
+/// The one rule for a name that may own packages: a key's name ([`is_valid_key_name`]), or an
+/// operator's basic-auth username, which may also hold `@` (an e-mail address as user name).
+pub fn is_valid_identity_name(name: &str) -> bool {
+    is_valid_key_name(&name.replace('@', "-"))
 }
 
 /// Who asks for a change.

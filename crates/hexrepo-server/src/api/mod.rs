@@ -23,7 +23,8 @@ use axum::routing::{get, post, put};
 use hexfmt::keys::PrivateKey;
 use hexfmt::version::Version;
 use hexrepo_registry::build::is_valid_package_name;
-use hexrepo_registry::keys::{KeyStore, Permission};
+use hexrepo_registry::keys::{KeyStore, Permission, is_valid_key_name};
+use hexrepo_registry::owners::is_valid_identity_name;
 use hexrepo_store::Store;
 
 pub use error::ApiError;
@@ -159,23 +160,15 @@ fn params(
         && params
             .get("version")
             .is_none_or(|v| Version::parse(v).is_ok())
-        && params.get("key").is_none_or(|k| is_identity_name(k))
-        && params.get("owner").is_none_or(|o| is_identity_name(o));
+        && params.get("key").is_none_or(|k| is_valid_key_name(k))
+        && params
+            .get("owner")
+            .is_none_or(|o| is_valid_identity_name(o));
     if valid {
         Ok(params)
     } else {
         Err(ApiError::NotFound)
     }
-}
-
-/// A key name, or an operator's username, as a path parameter: what may name an owner.
-fn is_identity_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        && !name.starts_with('.')
 }
 
 /// Authorizes a request that needs `needed`.
