@@ -38,8 +38,10 @@ impl LocalDisk {
     }
 
     pub(crate) fn version(&self, path: &str) -> LocalVersion {
-        match fs::metadata(self.file(path)) {
-            Ok(meta) => LocalVersion::Present(version_of(&meta)),
+        // Not followed: a symbolic link is no object of ours (see `open_object`).
+        match fs::symlink_metadata(self.file(path)) {
+            Ok(meta) if meta.is_file() => LocalVersion::Present(version_of(&meta)),
+            Ok(_) => LocalVersion::Missing,
             Err(e) if is_missing(&e) => LocalVersion::Missing,
             Err(_) => LocalVersion::Unreadable,
         }
@@ -47,9 +49,9 @@ impl LocalDisk {
 
     pub(crate) fn get(&self, path: &str, version: Option<&str>) -> Result<Fetched, StoreError> {
         let file_path = self.file(path);
-        let mut file = match File::open(&file_path) {
+        let mut file = match open_object(&file_path) {
             Ok(file) => file,
-            Err(e) if is_missing(&e) => return Ok(Fetched::Missing),
+            Err(e) if is_missing(&e) || is_symlink(&e) => return Ok(Fetched::Missing),
             Err(e) => return Err(io_err("opening", &file_path)(e)),
         };
         // Identity and bytes from one open file, so they always belong together.
@@ -72,7 +74,7 @@ impl LocalDisk {
 
     pub(crate) fn head(&self, path: &str) -> Result<Option<Meta>, StoreError> {
         let file_path = self.file(path);
-        match fs::metadata(&file_path) {
+        match fs::symlink_metadata(&file_path) {
             Ok(meta) if meta.is_file() => Ok(Some(meta_of(path, &meta))),
             Ok(_) => Ok(None),
             Err(e) if is_missing(&e) => Ok(None),
@@ -370,6 +372,24 @@ fn meta_of(path: &str, meta: &fs::Metadata) -> Meta {
     }
 }
 
+/// Opens an object for reading, refusing a symbolic link in its place (`O_NOFOLLOW`). The store
+/// writes only regular files, by rename; a link can only have been put there by someone else,
+/// and it may point anywhere (`/etc/shadow`, a private key): it is never an object, so never
+/// served or read.
+fn open_object(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let no_follow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).expect("O_NOFOLLOW fits");
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(no_follow)
+        .open(path)
+}
+
+/// What opening a symbolic link with `O_NOFOLLOW` fails with.
+fn is_symlink(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
 fn is_missing(e: &std::io::Error) -> bool {
     // A file where a folder should be (`names/x`) is as missing as no file at all.
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
@@ -407,5 +427,31 @@ mod tests {
         assert!(!orphan.exists() && !root_orphan.exists());
         assert!(live.exists() && tarball.exists() && dotfile.exists());
         assert_eq!(store.remove_orphaned_temporaries().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_symbolic_link_in_place_of_an_object_is_no_object() {
+        use crate::{LocalVersion, StorageKey};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("private_key.pem");
+        std::fs::write(&secret, b"secret").unwrap();
+        for folder in ["packages", "tarballs"] {
+            std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        }
+        std::os::unix::fs::symlink(&secret, dir.path().join("packages/evil")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("tarballs/evil-1.0.0.tar")).unwrap();
+        let store = Store::local(dir.path());
+        for key in [
+            StorageKey::package("evil"),
+            StorageKey::tarball("evil", "1.0.0"),
+        ] {
+            assert!(store.get(&key).unwrap().is_none(), "{key}");
+            assert!(store.head(&key).unwrap().is_none(), "{key}");
+            assert!(
+                matches!(store.local_version(&key), Some(LocalVersion::Missing)),
+                "{key}"
+            );
+        }
     }
 }
