@@ -10,11 +10,11 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use hexfmt::checksum::Checksum;
 use serde::{Deserialize, Serialize};
 
-use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store, StoreError};
+use hexrepo_store::{Meta, StorageKey, Store};
 
 use crate::error::RegistryError;
 use crate::layout::locate;
-use crate::signed_files::MAX_ATTEMPTS;
+use crate::state_file;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -203,27 +203,16 @@ impl KeyStore {
         &self,
         mut change: impl FnMut(&mut Vec<KeyRecord>) -> Result<(), KeyStoreError>,
     ) -> Result<(), KeyStoreError> {
-        let _lock = self.store.lock().map_err(RegistryError::from)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let (mut keys, meta) = self.load_with_meta()?;
-            change(&mut keys)?;
-            let bytes =
-                serde_json::to_vec_pretty(&KeyFile { keys }).expect("keys always serialise");
-            let precondition = Precondition::unchanged_since(meta.as_ref());
-            match self
-                .store
-                .put(&StorageKey::Keys, Bytes::from(bytes), precondition)
-            {
-                Ok(_) => return self.restrict(),
-                Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(RegistryError::from(e).into()),
-            }
-        }
-        Err(RegistryError::Contention {
-            path: StorageKey::Keys.path(),
-            attempts: MAX_ATTEMPTS,
-        }
-        .into())
+        state_file::update(
+            &self.store,
+            &StorageKey::Keys,
+            || {
+                let (keys, meta) = self.load_with_meta()?;
+                Ok((KeyFile { keys }, meta))
+            },
+            |file| change(&mut file.keys).map(|()| true),
+        )?;
+        self.restrict()
     }
 
     /// On disk, only the owner may read even the hashes.

@@ -19,6 +19,7 @@ pub mod release;
 pub mod retire;
 pub mod signed_files;
 pub mod snippets;
+pub mod state_file;
 pub mod verify;
 
 pub use error::RegistryError;

@@ -32,12 +32,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use hexrepo_store::{Bytes, Meta, Precondition, StorageKey, Store, StoreError};
+use hexrepo_store::{Meta, StorageKey, Store};
 
 use crate::error::RegistryError;
 use crate::keys::{KeyStore, KeyStoreError, is_valid_key_name};
 use crate::layout::locate;
-use crate::signed_files::MAX_ATTEMPTS;
+use crate::state_file;
 
 /// How much an owner may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,30 +373,9 @@ impl<'a> OwnerStore<'a> {
     /// else again. Nothing is written when `change` says it changed nothing.
     fn write(
         &self,
-        mut change: impl FnMut(&mut OwnersFile) -> Result<bool, OwnersError>,
+        change: impl FnMut(&mut OwnersFile) -> Result<bool, OwnersError>,
     ) -> Result<bool, OwnersError> {
-        let _lock = self.store.lock().map_err(RegistryError::from)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let (mut file, meta) = self.load()?;
-            if !change(&mut file)? {
-                return Ok(false);
-            }
-            let bytes = serde_json::to_vec_pretty(&file).expect("owners always serialise");
-            let precondition = Precondition::unchanged_since(meta.as_ref());
-            match self
-                .store
-                .put(&StorageKey::Owners, Bytes::from(bytes), precondition)
-            {
-                Ok(_) => return Ok(true),
-                Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(RegistryError::from(e).into()),
-            }
-        }
-        Err(RegistryError::Contention {
-            path: StorageKey::Owners.path(),
-            attempts: MAX_ATTEMPTS,
-        }
-        .into())
+        state_file::update(&self.store, &StorageKey::Owners, || self.load(), change)
     }
 }
 
@@ -419,6 +398,7 @@ fn now() -> u64 {
 mod tests {
     use super::*;
     use crate::keys::Permission;
+    use hexrepo_store::{Bytes, Precondition};
 
     fn repository() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -109,12 +109,20 @@ fn mix_reaches_a_protected_mirror_with_a_key_or_credentials_in_the_url() {
     mix.set("HEX_MIRROR", &with_userinfo);
     assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
 
-    // `hex.repo set hexpm --url --auth-key` with the key sent as it is.
-    let (mut mix, app) = mix_and_app(&upstream);
-    mix.unset("HEX_MIRROR");
-    mix.ok(
-        mix.home(),
-        &[
+    // `hex.repo set hexpm --url --auth-key`, the key sent as it is (`--no-oauth-exchange`), or
+    // first exchanged for a token at HEX_API_URL/oauth/token, which hexrepo answers when
+    // HEX_API_URL points at it.
+    let api_url = format!("{}/api", server.url());
+    for (options, api) in [
+        (&["--no-oauth-exchange"][..], None),
+        (&[][..], Some(&api_url)),
+    ] {
+        let (mut mix, app) = mix_and_app(&upstream);
+        mix.unset("HEX_MIRROR");
+        if let Some(api) = api {
+            mix.set("HEX_API_URL", api);
+        }
+        let mut args = vec![
             "hex.repo",
             "set",
             "hexpm",
@@ -122,29 +130,11 @@ fn mix_reaches_a_protected_mirror_with_a_key_or_credentials_in_the_url() {
             &mirror_url,
             "--auth-key",
             &key,
-            "--no-oauth-exchange",
-        ],
-    );
-    assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
-
-    // Without --no-oauth-exchange Hex exchanges the key for a token at HEX_API_URL/oauth/token:
-    // with HEX_API_URL pointing at hexrepo, hexrepo answers the exchange.
-    let (mut mix, app) = mix_and_app(&upstream);
-    mix.unset("HEX_MIRROR");
-    mix.set("HEX_API_URL", &format!("{}/api", server.url()));
-    mix.ok(
-        mix.home(),
-        &[
-            "hex.repo",
-            "set",
-            "hexpm",
-            "--url",
-            &mirror_url,
-            "--auth-key",
-            &key,
-        ],
-    );
-    assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
+        ];
+        args.extend_from_slice(options);
+        mix.ok(mix.home(), &args);
+        assert_chain_fetched(&mix.ok(app.dir(), &["deps.get"]));
+    }
     assert!(
         server
             .log()
