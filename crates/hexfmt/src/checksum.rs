@@ -41,6 +41,11 @@ impl Checksum {
         Checksum(out)
     }
 
+    /// SHA-256 of data that arrives in pieces.
+    pub fn hasher() -> Hasher {
+        Hasher(digest::Context::new(&digest::SHA256))
+    }
+
     /// Reads hex text in either case.
     pub fn from_hex(text: &str) -> Result<Checksum, ChecksumError> {
         let mut out = [0u8; 32];
@@ -70,6 +75,30 @@ impl Checksum {
     /// Upper-case hex, as a tarball's `CHECKSUM` file and `rebar.lock` hold it.
     pub fn to_hex_upper(&self) -> String {
         hex::encode_upper(self.0)
+    }
+}
+
+/// An incremental SHA-256 ([`Checksum::hasher`]).
+#[derive(Clone)]
+pub struct Hasher(digest::Context);
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hasher(sha256)")
+    }
+}
+
+impl Hasher {
+    /// Adds the next piece.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The checksum of every piece added.
+    pub fn finish(self) -> Checksum {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        Checksum(out)
     }
 }
 

@@ -13,8 +13,9 @@ use crate::keys::{KeyError, PrivateKey, PublicKey};
 use crate::proto::{names::Names, package::Package, signed::Signed, versions::Versions};
 
 /// The largest decompressed registry file we accept. hex.pm's `/versions` is about 2 MiB;
-/// this leaves room while bounding what a hostile upstream can make us allocate.
-pub const MAX_DECODED_SIZE: u64 = 256 * 1024 * 1024;
+/// this leaves room for a repository thirty times its size while bounding what a hostile
+/// upstream can make us allocate.
+pub const MAX_DECODED_SIZE: u64 = 64 * 1024 * 1024;
 
 /// A registry file that could not be read or does not verify.
 #[derive(Debug, thiserror::Error)]

@@ -384,6 +384,7 @@ pub struct TarballBuilder {
     files: Vec<(String, FileData)>,
     checksum_override: Option<String>,
     version_override: Option<Vec<u8>>,
+    level: Compression,
 }
 
 #[derive(Debug, Clone)]
@@ -405,7 +406,16 @@ impl TarballBuilder {
             files: Vec::new(),
             checksum_override: None,
             version_override: None,
+            level: Compression::default(),
         }
+    }
+
+    /// Writes `contents.tar.gz` without compressing it (gzip level 0): a tarball of a chosen
+    /// size in the time of a copy, for tests of size limits.
+    #[must_use]
+    pub fn stored(mut self) -> TarballBuilder {
+        self.level = Compression::none();
+        self
     }
 
     /// Adds a regular file; the path is written as given, unchecked.
@@ -459,7 +469,7 @@ impl TarballBuilder {
     fn contents_tar_gz(&self) -> Vec<u8> {
         let gz = flate2::GzBuilder::new()
             .mtime(0)
-            .write(Vec::new(), Compression::default());
+            .write(Vec::new(), self.level);
         let mut tar = tar::Builder::new(gz);
         for (path, data) in &self.files {
             match data {

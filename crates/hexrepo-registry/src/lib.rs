@@ -20,6 +20,7 @@ pub mod retire;
 pub mod signed_files;
 pub mod snippets;
 pub mod state_file;
+pub mod upstream;
 pub mod verify;
 
 pub use error::RegistryError;

@@ -5,9 +5,12 @@
 //! Rules:
 //!
 //! - An entry holds the store's version token, a strong ETag derived from the content (so
-//!   every replica gives the same one for the same bytes), the modification time and,
-//!   budget allowing, the bytes. Registry files and the public key (small and hot) are always
-//!   kept; tarballs, docs and install files while `cache_bytes` lasts, and re-read after that.
+//!   every replica gives the same one for the same bytes), the size, the modification time
+//!   and, budget allowing, the bytes. Registry files and the public key (small and hot) are
+//!   always kept; tarballs, docs and install files of at most [`MAX_CACHED_FILE`] while
+//!   `cache_bytes` lasts. Any other file is streamed from the store on every request
+//!   ([`ObjectCache::open`]), so memory per reader is a chunk, not the file: its ETag is
+//!   computed once per version, by reading it through once.
 //! - Local disk: every request confirms its entry with one `stat` (the file's inode, size and
 //!   mtime), so a registry rebuilt by rename is served the moment it lands.
 //! - Object stores: an entry confirmed less than `revalidate_after` ago is served without
@@ -31,13 +34,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hexfmt::checksum::Checksum;
-use hexrepo_store::{Fetched, LocalVersion, Object, StorageKey, Store};
+use hexrepo_store::{ByteRange, Fetched, LocalVersion, Object, Opened, StorageKey, Store};
 
 use crate::resource::{Kind, Resource};
 use crate::single_flight::{Flights, share};
 
-/// Largest single tarball, docs or install file kept in memory.
-const MAX_CACHED_FILE: u64 = 1024 * 1024;
+/// Largest single tarball, docs or install file kept in memory; larger ones are streamed.
+pub const MAX_CACHED_FILE: u64 = 1024 * 1024;
 /// Hash larger objects on a blocking thread, not on the async ones.
 const HASH_INLINE_MAX: usize = 64 * 1024;
 
@@ -50,6 +53,8 @@ pub struct Entry {
     pub etag: String,
     /// When the object was last written.
     pub last_modified: SystemTime,
+    /// Its size in bytes.
+    pub size: u64,
     /// The bytes, when kept in memory.
     bytes: Option<Bytes>,
     /// Bytes charged to the budget, given back when the entry goes.
@@ -75,10 +80,39 @@ impl Entry {
 pub struct Found {
     /// Its identity and headers.
     pub entry: Arc<Entry>,
-    /// Its bytes.
-    pub bytes: Bytes,
+    /// Its bytes, or where to get them.
+    pub content: Content,
     /// Served from memory because the store could not confirm it.
     pub stale: bool,
+}
+
+/// Where an object's bytes are.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// In memory.
+    Bytes(Bytes),
+    /// In the store, to be streamed with [`ObjectCache::open`].
+    Stream,
+}
+
+/// The answer to [`ObjectCache::open`].
+pub enum Streamed {
+    /// The entry's bytes (the range asked for).
+    Body(hexrepo_store::ByteStream),
+    /// The object changed since the entry was made (it was dropped): ask again.
+    Changed,
+    /// The object is gone.
+    Missing,
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Streamed::Body(_) => "Body",
+            Streamed::Changed => "Changed",
+            Streamed::Missing => "Missing",
+        })
+    }
 }
 
 /// Why an object could not be served; the details are logged where they happen.
@@ -95,6 +129,8 @@ pub enum ReadError {
 enum Outcome {
     Found(Arc<Entry>, Bytes),
     Stale(Arc<Entry>, Bytes),
+    /// Known, not kept: stream it.
+    Large(Arc<Entry>),
     Missing,
     Failed(ReadError),
 }
@@ -104,13 +140,18 @@ impl Outcome {
         match self {
             Outcome::Found(entry, bytes) => Ok(Some(Found {
                 entry,
-                bytes,
+                content: Content::Bytes(bytes),
                 stale: false,
             })),
             Outcome::Stale(entry, bytes) => Ok(Some(Found {
                 entry,
-                bytes,
+                content: Content::Bytes(bytes),
                 stale: true,
+            })),
+            Outcome::Large(entry) => Ok(Some(Found {
+                entry,
+                content: Content::Stream,
+                stale: false,
             })),
             Outcome::Missing => Ok(None),
             Outcome::Failed(e) => Err(e),
@@ -162,7 +203,7 @@ impl ObjectCache {
                 let stale = entry.stale.load(Ordering::Relaxed);
                 let found = Found {
                     entry,
-                    bytes,
+                    content: Content::Bytes(bytes),
                     stale,
                 };
                 if current {
@@ -171,6 +212,13 @@ impl ObjectCache {
                 // An object store's copy past its age may still be served while another
                 // request revalidates it; a file on disk that changed may not.
                 kept = on_disk.is_none().then_some(found);
+            } else if current || on_disk.is_none() {
+                // Streamed: opening it checks the version again (an object store's always).
+                return Ok(Some(Found {
+                    entry,
+                    content: Content::Stream,
+                    stale: false,
+                }));
             }
         }
         // A stat that failed for another reason than a missing file: the read tells why.
@@ -201,6 +249,9 @@ impl ObjectCache {
     async fn fetch(&self, key: &StorageKey, kind: Kind) -> Outcome {
         // Ask conditionally only when "not modified" leaves bytes to serve.
         let kept = self.entry(key).filter(|e| e.bytes.is_some());
+        if kept.is_none() && !matches!(kind, Kind::Registry | Kind::Key) {
+            return self.fetch_file(key, kind).await;
+        }
         let condition = kept.as_ref().map(|e| e.version.clone());
         match self.store.fetch(key, condition).await {
             Ok(Fetched::NotModified) => {
@@ -247,6 +298,84 @@ impl ObjectCache {
         }
     }
 
+    /// A tarball, docs or install file read for the first time (or since it changed): kept
+    /// whole when small, else read through once for its ETag and streamed from then on.
+    async fn fetch_file(&self, key: &StorageKey, kind: Kind) -> Outcome {
+        let opened = match self.store.stream(key, None, None).await {
+            Ok(Opened::Found(opened)) => opened,
+            Ok(Opened::Missing | Opened::Changed) => {
+                self.evict(key);
+                return Outcome::Missing;
+            }
+            Err(e) => return failed(key, &e),
+        };
+        let meta = opened.meta;
+        if meta.size <= MAX_CACHED_FILE {
+            let bytes = match collect(opened.body, meta.size).await {
+                Ok(bytes) => bytes,
+                Err(e) => return failed(key, &e),
+            };
+            let bytes = Bytes::from(bytes);
+            let object = Object {
+                bytes: bytes.clone(),
+                meta,
+            };
+            return Outcome::Found(self.insert(key, kind, object).await, bytes);
+        }
+        if let Some(entry) = self.entry(key).filter(|e| e.version == meta.version) {
+            return Outcome::Large(entry);
+        }
+        let etag = match etag_of_stream(opened.body).await {
+            Ok(etag) => etag,
+            Err(e) => return failed(key, &e),
+        };
+        let entry = Arc::new(Entry {
+            version: meta.version,
+            etag,
+            last_modified: meta.last_modified,
+            size: meta.size,
+            bytes: None,
+            charged: 0,
+            checked: Mutex::new(Instant::now()),
+            stale: AtomicBool::new(false),
+        });
+        self.replace(key, Arc::clone(&entry));
+        Outcome::Large(entry)
+    }
+
+    /// The bytes of `entry` (its `range`, when given), streamed from the store, if the object
+    /// still is that version.
+    pub async fn open(
+        &self,
+        key: &StorageKey,
+        entry: &Entry,
+        range: ByteRange,
+    ) -> Result<Streamed, ReadError> {
+        match self
+            .store
+            .stream(key, Some(entry.version.clone()), range)
+            .await
+        {
+            Ok(Opened::Found(opened)) => Ok(Streamed::Body(opened.body)),
+            Ok(Opened::Changed) => {
+                self.evict(key);
+                Ok(Streamed::Changed)
+            }
+            Ok(Opened::Missing) => {
+                self.evict(key);
+                Ok(Streamed::Missing)
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(%key, "{e}");
+                Err(ReadError::Unavailable)
+            }
+            Err(e) => {
+                tracing::error!(%key, "{e}");
+                Err(ReadError::Failed)
+            }
+        }
+    }
+
     /// Drops what is kept of `key`, so the next request reads the store (which was just
     /// written through another path).
     pub fn forget(&self, key: &StorageKey) {
@@ -264,20 +393,25 @@ impl ObjectCache {
             version: object.meta.version,
             etag,
             last_modified: object.meta.last_modified,
+            size: object.meta.size,
             bytes: charged.map(|_| object.bytes),
             charged: charged.unwrap_or(0),
             checked: Mutex::new(Instant::now()),
             stale: AtomicBool::new(false),
         });
+        self.replace(key, Arc::clone(&entry));
+        entry
+    }
+
+    fn replace(&self, key: &StorageKey, entry: Arc<Entry>) {
         let old = self
             .entries
             .write()
             .expect("cache lock")
-            .insert(key.clone(), Arc::clone(&entry));
+            .insert(key.clone(), entry);
         if let Some(old) = old {
             self.refund(old.charged);
         }
-        entry
     }
 
     fn evict(&self, key: &StorageKey) {
@@ -305,6 +439,51 @@ impl ObjectCache {
     }
 }
 
+/// What a failed read of `key` means for the request.
+fn failed(key: &StorageKey, e: &hexrepo_store::StoreError) -> Outcome {
+    if e.is_unavailable() {
+        tracing::warn!(%key, "{e}");
+        Outcome::Failed(ReadError::Unavailable)
+    } else {
+        tracing::error!(%key, "{e}");
+        Outcome::Failed(ReadError::Failed)
+    }
+}
+
+/// A small object's stream, whole (it said it has `size` bytes).
+async fn collect(
+    mut body: hexrepo_store::ByteStream,
+    size: u64,
+) -> Result<Vec<u8>, hexrepo_store::StoreError> {
+    use futures_util::TryStreamExt as _;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = body.try_next().await? {
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The ETag of a large object, hashed chunk by chunk on a blocking thread as it is read.
+async fn etag_of_stream(
+    mut body: hexrepo_store::ByteStream,
+) -> Result<String, hexrepo_store::StoreError> {
+    use futures_util::TryStreamExt as _;
+    let mut hasher = Some(Checksum::hasher());
+    while let Some(chunk) = body.try_next().await? {
+        let mut moved = hasher.take().expect("put back after each chunk");
+        moved = tokio::task::spawn_blocking(move || {
+            moved.update(&chunk);
+            moved
+        })
+        .await
+        .expect("hashing does not panic");
+        hasher = Some(moved);
+    }
+    Ok(etag_from(
+        &hasher.expect("put back after each chunk").finish(),
+    ))
+}
+
 /// The strong ETag of some bytes: the first 128 bits of their SHA-256.
 async fn content_etag(bytes: Bytes) -> String {
     if bytes.len() <= HASH_INLINE_MAX {
@@ -318,7 +497,11 @@ async fn content_etag(bytes: Bytes) -> String {
 }
 
 fn etag_of(bytes: &[u8]) -> String {
-    format!("\"{}\"", &Checksum::sha256(bytes).to_hex_lower()[..32])
+    etag_from(&Checksum::sha256(bytes))
+}
+
+fn etag_from(digest: &Checksum) -> String {
+    format!("\"{}\"", &digest.to_hex_lower()[..32])
 }
 
 #[cfg(test)]
@@ -326,6 +509,13 @@ mod tests {
     use hexrepo_store::Precondition;
 
     use super::*;
+
+    fn in_memory(read: Result<Option<Found>, ReadError>) -> Bytes {
+        match read.unwrap().unwrap().content {
+            Content::Bytes(bytes) => bytes,
+            Content::Stream => panic!("a small object is kept in memory"),
+        }
+    }
 
     #[tokio::test]
     async fn waiters_share_the_outcome_of_the_request_under_way() {
@@ -378,10 +568,7 @@ mod tests {
         put(b"old").await.unwrap().unwrap();
         let cache = ObjectCache::new(store, 0, Duration::from_millis(50));
         let resource = Resource::package("hot").unwrap();
-        assert_eq!(
-            &cache.get(&resource).await.unwrap().unwrap().bytes[..],
-            b"old"
-        );
+        assert_eq!(&in_memory(cache.get(&resource).await)[..], b"old");
         put(b"new").await.unwrap().unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -391,13 +578,10 @@ mod tests {
         let served = tokio::time::timeout(Duration::from_secs(1), cache.get(&resource))
             .await
             .expect("served without waiting for the store");
-        assert_eq!(&served.unwrap().unwrap().bytes[..], b"old");
+        assert_eq!(&in_memory(served)[..], b"old");
         drop(slot);
         drop(seat);
         // With nobody revalidating, the request asks the store and gets the new bytes.
-        assert_eq!(
-            &cache.get(&resource).await.unwrap().unwrap().bytes[..],
-            b"new"
-        );
+        assert_eq!(&in_memory(cache.get(&resource).await)[..], b"new");
     }
 }

@@ -123,7 +123,8 @@ impl Known {
 }
 
 /// Past this many remembered files, spent entries (expired 404s and refusals, mostly) are
-/// dropped, so requests for made-up names cannot grow memory without bound.
+/// dropped, and if that is not enough every entry without an ETag: requests for made-up
+/// names cannot grow memory without bound, however fast they come.
 const MAX_KNOWN: usize = 100_000;
 
 /// The lazy mirror over a store.
@@ -274,6 +275,12 @@ impl PullThrough {
         if known.len() >= MAX_KNOWN && !known.contains_key(key) {
             let now = Instant::now();
             known.retain(|_, k| !k.is_spent(now));
+            if known.len() >= MAX_KNOWN {
+                // Still full: of made-up names asked for within the negative TTL. Forget every
+                // answer that holds no ETag (404s and refusals are asked upstream again, at
+                // worst); the entries of stored files, which the store bounds, stay.
+                known.retain(|_, k| k.etag.is_some());
+            }
         }
         update(known.entry(key.clone()).or_default());
     }
@@ -717,6 +724,24 @@ mod tests {
             "spent 404s dropped, the ETag and the new 404 kept"
         );
         assert!(known.contains_key(&etag) && known.contains_key(&fresh));
+    }
+
+    #[test]
+    fn fresh_404s_cannot_grow_the_memory_past_the_cap() {
+        let pull = pull_through(&Arc::new(SlowUpstream::default()));
+        let etag = StorageKey::package("kept");
+        pull.remember(&etag, |k| k.etag = Some("\"e\"".into()));
+        // Made-up names asked for faster than their 404s expire.
+        for i in 0..MAX_KNOWN + 10 {
+            pull.answered(
+                &StorageKey::package(&format!("made_up_{i}")),
+                Answer::Missing,
+                Duration::from_mins(10),
+            );
+        }
+        let known = pull.known.lock().unwrap();
+        assert!(known.len() <= MAX_KNOWN, "{} entries", known.len());
+        assert!(known.contains_key(&etag), "a stored file's ETag is kept");
     }
 
     #[test]

@@ -13,15 +13,53 @@ use bytes::Bytes;
 use crate::objects::Entry;
 use crate::resource::Kind;
 
-/// Builds the response for a file, honouring conditional and range headers.
-pub fn file_response(
-    request: &HeaderMap,
-    info: &Entry,
-    bytes: Bytes,
-    kind: Kind,
-    private: bool,
-) -> Response {
-    let mut builder = Response::builder()
+/// What a request's conditional and range headers ask of a file, decided before any of its
+/// bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// 304: the client's copy is current.
+    NotModified,
+    /// 200 with every byte.
+    Whole,
+    /// 206 with bytes `start..=end`.
+    Part {
+        /// First byte.
+        start: u64,
+        /// Last byte, included.
+        end: u64,
+    },
+    /// 416.
+    Unsatisfiable,
+}
+
+impl Plan {
+    /// The bytes to send, as a half-open range; `None` when no body is sent.
+    pub fn byte_range(self, total: u64) -> Option<std::ops::Range<u64>> {
+        match self {
+            Plan::Whole => Some(0..total),
+            Plan::Part { start, end } => Some(start..end + 1),
+            Plan::NotModified | Plan::Unsatisfiable => None,
+        }
+    }
+}
+
+/// Decides what to send for `info` from the request's headers.
+pub fn plan(request: &HeaderMap, info: &Entry) -> Plan {
+    if not_modified(request, info) {
+        return Plan::NotModified;
+    }
+    match requested_range(request, info, info.size) {
+        RangeRequest::None => Plan::Whole,
+        RangeRequest::Satisfiable(start, end) => Plan::Part { start, end },
+        RangeRequest::Unsatisfiable => Plan::Unsatisfiable,
+    }
+}
+
+/// The response for a file, following `plan`; `body` holds the planned bytes (none for a 304
+/// or 416).
+pub fn file_response(plan: Plan, info: &Entry, kind: Kind, private: bool, body: Body) -> Response {
+    let total = info.size;
+    let builder = Response::builder()
         .header(header::ETAG, &info.etag)
         .header(
             header::LAST_MODIFIED,
@@ -30,35 +68,33 @@ pub fn file_response(
         .header(header::CACHE_CONTROL, cache_control(kind, private))
         .header(header::CONTENT_TYPE, content_type(kind))
         .header(header::ACCEPT_RANGES, "bytes");
-    if not_modified(request, info) {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .expect("static headers are valid");
-    }
-    let total = bytes.len() as u64;
-    match requested_range(request, info, total) {
-        RangeRequest::None => builder
-            .header(header::CONTENT_LENGTH, total)
-            .body(Body::from(bytes)),
-        RangeRequest::Satisfiable(start, end) => {
-            let slice = bytes
-                .slice(usize::try_from(start).unwrap_or(0)..=usize::try_from(end).unwrap_or(0));
-            builder = builder
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(
-                    header::CONTENT_RANGE,
-                    format!("bytes {start}-{end}/{total}"),
-                )
-                .header(header::CONTENT_LENGTH, slice.len());
-            builder.body(Body::from(slice))
-        }
-        RangeRequest::Unsatisfiable => builder
+    match plan {
+        Plan::NotModified => builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()),
+        Plan::Whole => builder.header(header::CONTENT_LENGTH, total).body(body),
+        Plan::Part { start, end } => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{total}"),
+            )
+            .header(header::CONTENT_LENGTH, end - start + 1)
+            .body(body),
+        Plan::Unsatisfiable => builder
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{total}"))
             .body(Body::empty()),
     }
     .expect("static headers are valid")
+}
+
+/// The planned bytes of an object held in memory.
+pub fn memory_body(plan: Plan, bytes: &Bytes) -> Body {
+    match plan.byte_range(bytes.len() as u64) {
+        Some(range) => Body::from(bytes.slice(
+            usize::try_from(range.start).unwrap_or(0)..usize::try_from(range.end).unwrap_or(0),
+        )),
+        None => Body::empty(),
+    }
 }
 
 /// hex.pm's policy, shortened for registry files: they change on every publish and a

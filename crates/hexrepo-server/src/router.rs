@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -14,13 +15,14 @@ use hexrepo_registry::keys::Permission;
 use tower::Layer;
 
 use crate::api::ApiConfig;
+use crate::api::UploadBudget;
 use crate::auth::{Access, Authenticator};
 use crate::mirror_host::{MirrorHost, route_to_mirror};
-use crate::objects::{Found, ObjectCache, ReadError};
+use crate::objects::{Content, Found, ObjectCache, ReadError, Streamed};
 use crate::observe::{Metrics, record};
 use crate::pull_through::{PullThrough, Ready};
 use crate::resource::{Kind, Resource};
-use crate::respond::file_response;
+use crate::respond::{self, file_response};
 
 /// What the server needs to know, resolved and validated by the caller.
 #[derive(Debug)]
@@ -86,6 +88,7 @@ struct Inner {
     metrics: Metrics,
     api: Option<ApiConfig>,
     mirror_host: Option<MirrorHost>,
+    uploads: UploadBudget,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             metrics,
             api: config.api,
             mirror_host: config.mirror_host,
+            uploads: UploadBudget::default(),
         }))
     }
 
@@ -126,6 +130,11 @@ impl AppState {
     /// The lazy mirror, when the mirror is served in lazy mode.
     pub fn pull_through(&self) -> Option<&PullThrough> {
         self.0.pull_through.as_deref()
+    }
+
+    /// The memory budget of tarball uploads.
+    pub(crate) fn uploads(&self) -> &UploadBudget {
+        &self.0.uploads
     }
 
     /// The API configuration, when the API is on.
@@ -175,7 +184,7 @@ fn routes(state: AppState) -> Router {
 }
 
 /// Which store a route serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Served {
     Repository,
     Mirror,
@@ -233,41 +242,63 @@ async fn serve(
     let Some(resource) = resource else {
         return not_found();
     };
-    let read = match from {
-        Served::Repository => state.0.objects.get(&resource).await,
-        Served::Mirror => match (&state.0.mirror, &state.0.pull_through) {
-            (None, _) => return not_found(),
-            (Some(mirror), None) => mirror.get(&resource).await,
-            (Some(mirror), Some(pull)) => match pull_through(pull, mirror, &resource).await {
+    let cache = match from {
+        Served::Repository => &state.0.objects,
+        Served::Mirror => match &state.0.mirror {
+            Some(mirror) => mirror,
+            None => return not_found(),
+        },
+    };
+    // A streamed file that changed between the lookup and the open: look it up again, once.
+    for _ in 0..2 {
+        let read = match (from, &state.0.pull_through) {
+            (Served::Mirror, Some(pull)) => match pull_through(pull, cache, &resource).await {
                 Ok(read) => read,
                 Err(response) => return response,
             },
-        },
-    };
-    match read {
-        Ok(Some(found)) => {
-            let mut response = file_response(
-                &headers,
-                &found.entry,
-                found.bytes,
-                resource.kind(),
-                private,
-            );
-            if found.stale {
-                response
-                    .headers_mut()
-                    .insert(STALE_HEADER, HeaderValue::from_static("1"));
-            }
+            _ => cache.get(&resource).await,
+        };
+        let found = match read {
+            Ok(Some(found)) => found,
+            Ok(None) => return not_found(),
+            Err(e) => return read_error(e),
+        };
+        let plan = respond::plan(&headers, &found.entry);
+        let body = match found.content {
+            Content::Bytes(bytes) => respond::memory_body(plan, &bytes),
+            Content::Stream => match plan.byte_range(found.entry.size) {
+                None => Body::empty(),
+                Some(range) => {
+                    let key = resource.storage_key();
+                    match cache.open(&key, &found.entry, Some(range)).await {
+                        Ok(Streamed::Body(stream)) => Body::from_stream(stream),
+                        Ok(Streamed::Changed) => continue,
+                        Ok(Streamed::Missing) => return not_found(),
+                        Err(e) => return read_error(e),
+                    }
+                }
+            },
+        };
+        let mut response = file_response(plan, &found.entry, resource.kind(), private, body);
+        if found.stale {
             response
+                .headers_mut()
+                .insert(STALE_HEADER, HeaderValue::from_static("1"));
         }
-        Ok(None) => not_found(),
-        Err(ReadError::Unavailable) => (
+        return response;
+    }
+    read_error(ReadError::Unavailable)
+}
+
+fn read_error(error: ReadError) -> Response {
+    match error {
+        ReadError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
             "storage unavailable, retry later\n",
         )
             .into_response(),
-        Err(ReadError::Failed) => {
+        ReadError::Failed => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
         }
     }

@@ -21,6 +21,7 @@ mod error;
 mod key;
 mod local;
 mod remote;
+mod stream;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod url;
@@ -32,6 +33,7 @@ use std::time::SystemTime;
 pub use bytes::Bytes;
 pub use error::StoreError;
 pub use key::{Folder, STATE_DIR, StorageKey};
+pub use stream::{ByteRange, ByteStream, CHUNK, ObjectStream, Opened};
 pub use url::{S3Option, StoreOptions};
 
 /// An object's identity as the backend reports it.
@@ -228,6 +230,22 @@ impl Store {
                     .unwrap_or_else(|e| Err(local::join_error(&path, &e)))
             }
             Backend::Remote(remote) => remote.fetch(path, version).await,
+        }
+    }
+
+    /// Opens the object for reading piece by piece ([`CHUNK`] at a time), only the `range` of
+    /// it when given, and only if it still carries `version` when given ([`Opened::Changed`]
+    /// otherwise). For files too large to read whole.
+    pub async fn stream(
+        &self,
+        key: &StorageKey,
+        version: Option<String>,
+        range: ByteRange,
+    ) -> Result<Opened, StoreError> {
+        let path = key.path();
+        match &*self.backend {
+            Backend::Local(disk) => disk.stream(path, version, range).await,
+            Backend::Remote(remote) => remote.stream(path, version, range).await,
         }
     }
 

@@ -8,7 +8,7 @@
 //! nanosecond, so two writes in one coarse filesystem tick still get different tokens.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::error::{StoreError, io_err};
+use crate::stream::{ByteRange, ByteStream, CHUNK, ObjectStream, Opened};
 use crate::{Fetched, LocalVersion, Meta, Object, Precondition, STATE_DIR, Write};
 
 #[derive(Debug)]
@@ -70,6 +71,21 @@ impl LocalDisk {
             bytes: Bytes::from(bytes),
             meta,
         }))
+    }
+
+    pub(crate) async fn stream(
+        &self,
+        path: String,
+        version: Option<String>,
+        range: ByteRange,
+    ) -> Result<Opened, StoreError> {
+        let file_path = self.file(&path);
+        let name = path.clone();
+        tokio::task::spawn_blocking(move || {
+            open_for_stream(&name, &file_path, version.as_deref(), range)
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_error(&path, &e)))
     }
 
     pub(crate) fn head(&self, path: &str) -> Result<Option<Meta>, StoreError> {
@@ -383,6 +399,67 @@ fn open_object(path: &Path) -> std::io::Result<File> {
         .read(true)
         .custom_flags(no_follow)
         .open(path)
+}
+
+/// Opens `file_path` (the object `path`) at the start of `range`, if it still is `version`.
+fn open_for_stream(
+    path: &str,
+    file_path: &Path,
+    version: Option<&str>,
+    range: ByteRange,
+) -> Result<Opened, StoreError> {
+    let mut file = match open_object(file_path) {
+        Ok(file) => file,
+        Err(e) if is_missing(&e) || is_symlink(&e) => return Ok(Opened::Missing),
+        Err(e) => return Err(io_err("opening", file_path)(e)),
+    };
+    // Identity and bytes from one open file: a rename over it later changes neither.
+    let file_meta = file.metadata().map_err(io_err("reading", file_path))?;
+    if !file_meta.is_file() {
+        return Ok(Opened::Missing);
+    }
+    let meta = meta_of(path, &file_meta);
+    if version.is_some_and(|v| v != meta.version) {
+        return Ok(Opened::Changed);
+    }
+    let range = range.unwrap_or(0..meta.size);
+    let start = range.start.min(meta.size);
+    let end = range.end.clamp(start, meta.size);
+    file.seek(SeekFrom::Start(start))
+        .map_err(io_err("reading", file_path))?;
+    Ok(Opened::Found(ObjectStream {
+        meta,
+        body: read_chunks(file, end - start, file_path.display().to_string()),
+    }))
+}
+
+/// `len` bytes of `file` from where it stands, [`CHUNK`] at a time, each read on a blocking
+/// thread.
+fn read_chunks(file: File, len: u64, name: String) -> ByteStream {
+    Box::pin(futures_util::stream::try_unfold(
+        (file, len),
+        move |(mut file, left)| {
+            let name = name.clone();
+            async move {
+                if left == 0 {
+                    return Ok(None);
+                }
+                let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut chunk = vec![0; want];
+                    file.read_exact(&mut chunk).map(|()| (file, chunk))
+                })
+                .await
+                .map_err(|e| join_error(&name, &e))?;
+                let (file, chunk) = read.map_err(|source| StoreError::Io {
+                    action: "reading",
+                    path: name,
+                    source,
+                })?;
+                Ok(Some((Bytes::from(chunk), (file, left - want as u64))))
+            }
+        },
+    ))
 }
 
 /// What opening a symbolic link with `O_NOFOLLOW` fails with.

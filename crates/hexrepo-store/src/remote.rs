@@ -15,11 +15,12 @@ use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode,
-    PutOptions, PutPayload, UpdateVersion,
+    Attribute, Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt as _,
+    PutMode, PutOptions, PutPayload, UpdateVersion,
 };
 
 use crate::error::StoreError;
+use crate::stream::{ByteRange, ObjectStream, Opened};
 use crate::{Fetched, Meta, Object, Precondition, Write};
 
 /// How many requests one commit, list or log read keeps in flight.
@@ -60,6 +61,27 @@ impl RemoteStore {
             .runtime
             .handle()
             .spawn(get(Arc::clone(&self.inner), path.clone(), version));
+        task.await.unwrap_or_else(|e| {
+            Err(StoreError::Io {
+                action: "reading",
+                path,
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+
+    pub(crate) async fn stream(
+        &self,
+        path: String,
+        version: Option<String>,
+        range: ByteRange,
+    ) -> Result<Opened, StoreError> {
+        let task = self.runtime.handle().spawn(open_stream(
+            Arc::clone(&self.inner),
+            path.clone(),
+            version,
+            range,
+        ));
         task.await.unwrap_or_else(|e| {
             Err(StoreError::Io {
                 action: "reading",
@@ -202,6 +224,46 @@ async fn get(
         .await
         .map_err(|source| unavailable("reading", &path, source))?;
     Ok(Fetched::Found(Object { bytes, meta }))
+}
+
+/// Starts the GET on this backend's runtime; its body is handed over one chunk at a time
+/// through a channel of one, so a slow reader holds one chunk, not the object.
+async fn open_stream(
+    inner: Arc<dyn ObjectStore>,
+    path: String,
+    version: Option<String>,
+    range: ByteRange,
+) -> Result<Opened, StoreError> {
+    let options = GetOptions {
+        if_match: version,
+        range: range.map(GetRange::Bounded),
+        ..GetOptions::default()
+    };
+    let result = match inner.get_opts(&Path::from(path.as_str()), options).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Opened::Missing),
+        Err(object_store::Error::Precondition { .. }) => return Ok(Opened::Changed),
+        Err(source) => return Err(unavailable("reading", &path, source)),
+    };
+    let meta = meta_of(&path, &result.meta);
+    let mut source = result.into_stream();
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk.map_err(|e| unavailable("reading", &path, e));
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    Ok(Opened::Found(ObjectStream {
+        meta,
+        body: Box::pin(body),
+    }))
 }
 
 async fn put(

@@ -66,6 +66,16 @@ pub mod env {
     pub const MIRROR_TTL: &str = "HEXREPO_MIRROR_TTL";
     /// How long the lazy mirror remembers an upstream 404.
     pub const MIRROR_NEGATIVE_TTL: &str = "HEXREPO_MIRROR_NEGATIVE_TTL";
+    /// Connections `serve` keeps open at once.
+    pub const MAX_CONNECTIONS: &str = "HEXREPO_MAX_CONNECTIONS";
+    /// How long a connection has to send a request head once it began.
+    pub const HEADER_TIMEOUT: &str = "HEXREPO_HEADER_TIMEOUT";
+    /// How long a keep-alive connection may sit idle between requests.
+    pub const IDLE_TIMEOUT: &str = "HEXREPO_IDLE_TIMEOUT";
+    /// How long a request in flight may go without a byte moving.
+    pub const STALL_TIMEOUT: &str = "HEXREPO_STALL_TIMEOUT";
+    /// How long a request body may take to arrive.
+    pub const BODY_TIMEOUT: &str = "HEXREPO_BODY_TIMEOUT";
     /// How long `serve --mirror` waits after a mirror sync ends before the next (`1h`, `30m`).
     pub const MIRROR_SYNC_EVERY: &str = "HEXREPO_MIRROR_SYNC_EVERY";
     /// The packages mirrored (with their dependencies), comma-separated.
@@ -115,6 +125,21 @@ pub struct Flags {
     /// URL clients use, if not the listening address [env: HEXREPO_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Connections open at once; at the cap new ones wait [env: HEXREPO_MAX_CONNECTIONS; default 4096].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Time to send a request head once its first byte arrived [env: HEXREPO_HEADER_TIMEOUT; default 10s].
+    #[arg(long)]
+    pub header_timeout: Option<String>,
+    /// Time a keep-alive connection may sit idle between requests [env: HEXREPO_IDLE_TIMEOUT; default 60s].
+    #[arg(long)]
+    pub idle_timeout: Option<String>,
+    /// Time a request in flight may go without a byte sent or received [env: HEXREPO_STALL_TIMEOUT; default 60s].
+    #[arg(long)]
+    pub stall_timeout: Option<String>,
+    /// Time a request body (an upload) may take to arrive whole [env: HEXREPO_BODY_TIMEOUT; default 5m].
+    #[arg(long)]
+    pub body_timeout: Option<String>,
     /// Package names nobody may publish, comma-separated [env: HEXREPO_RESERVED_NAMES; default: hex.pm's list].
     #[arg(long, value_delimiter = ',')]
     pub reserved_names: Option<Vec<String>>,
@@ -171,6 +196,11 @@ struct FileConfig {
     log_format: Option<String>,
     cache_mib: Option<u64>,
     public_url: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    stall_timeout: Option<String>,
+    body_timeout: Option<String>,
     reserved_names: Option<Vec<String>>,
     storage: Option<String>,
     mirror: Option<bool>,
@@ -310,6 +340,16 @@ pub struct Settings {
     pub cache_mib: Setting<u64>,
     /// URL clients use.
     pub public_url: Setting<Option<String>>,
+    /// Connections `serve` keeps open at once.
+    pub max_connections: Setting<usize>,
+    /// Time to send a request head once it began.
+    pub header_timeout: Setting<Duration>,
+    /// Time a keep-alive connection may sit idle.
+    pub idle_timeout: Setting<Duration>,
+    /// Time a request in flight may go without a byte moving.
+    pub stall_timeout: Setting<Duration>,
+    /// Time a request body may take to arrive.
+    pub body_timeout: Setting<Duration>,
     /// Package names nobody may publish.
     pub reserved_names: Setting<Vec<String>>,
     /// Where the repository is stored (the public dir unless set).
@@ -475,6 +515,41 @@ impl Settings {
                 (file.cache_mib, f),
                 16,
             )?,
+            max_connections: pick(
+                flags.max_connections,
+                env::MAX_CONNECTIONS,
+                parsed,
+                (file.max_connections, f),
+                hexrepo_server::edge::Limits::default().max_connections,
+            )?,
+            header_timeout: timeout(pick(
+                flags.header_timeout,
+                env::HEADER_TIMEOUT,
+                text,
+                (file.header_timeout, f),
+                "10s".into(),
+            )?)?,
+            idle_timeout: timeout(pick(
+                flags.idle_timeout,
+                env::IDLE_TIMEOUT,
+                text,
+                (file.idle_timeout, f),
+                "60s".into(),
+            )?)?,
+            stall_timeout: timeout(pick(
+                flags.stall_timeout,
+                env::STALL_TIMEOUT,
+                text,
+                (file.stall_timeout, f),
+                "60s".into(),
+            )?)?,
+            body_timeout: timeout(pick(
+                flags.body_timeout,
+                env::BODY_TIMEOUT,
+                text,
+                (file.body_timeout, f),
+                "5m".into(),
+            )?)?,
             public_url: optional(pick(
                 flags.public_url,
                 env::PUBLIC_URL,
@@ -596,6 +671,12 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.max_connections.value == 0 {
+            bail!(
+                "max_connections 0 (from {}) would accept no connection",
+                self.max_connections.origin
+            );
+        }
         if self.auth_username.value.is_some() != self.auth_password.value.is_some() {
             bail!(
                 "basic auth needs both AUTH_USERNAME and AUTH_PASSWORD (or --auth-username and --auth-password)"
@@ -695,6 +776,11 @@ impl Settings {
             line("log_format", &self.log_format),
             line("cache_mib", &self.cache_mib),
             line("public_url", &self.public_url),
+            line("max_connections", &self.max_connections),
+            line("header_timeout", &self.header_timeout),
+            line("idle_timeout", &self.idle_timeout),
+            line("stall_timeout", &self.stall_timeout),
+            line("body_timeout", &self.body_timeout),
             line("reserved_names", &self.reserved_names),
             line("storage", &self.storage),
             line("mirror", &self.mirror),
@@ -752,6 +838,17 @@ fn mirror_host(setting: Setting<Option<String>>) -> anyhow::Result<Setting<Optio
 }
 
 /// A duration as people write it: `90s`, `5m`, `1h 30m`.
+/// A [`duration`] that must not be zero: a zero timeout would close every connection.
+fn timeout(setting: Setting<String>) -> anyhow::Result<Setting<Duration>> {
+    let parsed = duration(setting)?;
+    anyhow::ensure!(
+        !parsed.value.is_zero(),
+        "a timeout of 0 (from {}) would close every connection: use e.g. 10s",
+        parsed.origin
+    );
+    Ok(parsed)
+}
+
 fn duration(setting: Setting<String>) -> anyhow::Result<Setting<Duration>> {
     let value = humantime::parse_duration(&setting.value).with_context(|| {
         format!(

@@ -31,6 +31,8 @@ pub enum ApiError {
     /// 413: the body is over the limit; the field named in the errors (`tar` for a tarball,
     /// `body` for anything else).
     TooLarge(&'static str),
+    /// 408: the body did not arrive within the server's `body_timeout`.
+    Timeout,
     /// 422: validation failed; `errors` is Hex's field → message map.
     Validation(Value),
     /// 503: publishing is not configured on this server.
@@ -65,6 +67,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Validation error(s)".to_owned(),
                 Some(json!({ field: "too big" })),
+            ),
+            ApiError::Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time (the server's body_timeout)".to_owned(),
+                None,
             ),
             ApiError::Validation(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

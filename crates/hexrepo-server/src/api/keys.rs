@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::to_bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -74,9 +73,7 @@ pub async fn create(
     let result = async {
         let actor = guarded(&state, p, &request, Permission::ApiWrite)?;
         let headers = request.headers().clone();
-        let bytes = to_bytes(request.into_body(), 64 * 1024)
-            .await
-            .map_err(|_| ApiError::TooLarge("body"))?;
+        let bytes = super::body::read_small(request).await?;
         let body = decode_body(&headers, &bytes)?;
         let name = body["name"]
             .as_str()

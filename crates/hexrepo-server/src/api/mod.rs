@@ -4,6 +4,7 @@
 //! `/api/repos/NAME`, plus `/api/orgs/NAME/keys` and the OAuth key exchange. Handlers authorize, decode, call a registry
 //! service on a blocking thread (RSA, gzip and fsync are not for the async workers) and encode.
 
+mod body;
 mod error;
 mod format;
 mod keys;
@@ -27,6 +28,7 @@ use hexrepo_registry::keys::{KeyStore, Permission, is_valid_key_name};
 use hexrepo_registry::owners::is_valid_identity_name;
 use hexrepo_store::Store;
 
+pub use body::{MAX_SMALL_BODY, UPLOAD_MEMORY, UploadBudget};
 pub use error::ApiError;
 pub use format::{Format, Reply, respond};
 

@@ -4,7 +4,6 @@
 //! `Authorization: Bearer TOKEN` to the repository. There are no sessions, device codes or
 //! refresh tokens here: users authenticate with keys.
 
-use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +11,7 @@ use hexrepo_registry::keys::authenticate;
 use serde_json::json;
 
 use super::format::decode_body;
-use super::{ApiError, Format, Reply, config, respond};
+use super::{Format, Reply, config, respond};
 use crate::router::AppState;
 
 /// How long a client may keep the token before exchanging again. The token does not expire
@@ -25,9 +24,7 @@ pub async fn token(State(state): State<AppState>, format: Format, request: Reque
     let result = async {
         config(&state)?;
         let headers = request.headers().clone();
-        let bytes = to_bytes(request.into_body(), 64 * 1024)
-            .await
-            .map_err(|_| ApiError::TooLarge("body"))?;
+        let bytes = super::body::read_small(request).await?;
         let body = decode_body(&headers, &bytes)?;
         if body["grant_type"].as_str() != Some("client_credentials") {
             return Ok(oauth_error(

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::to_bytes;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use hexrepo_registry::audit::{self, AuditEntry};
@@ -55,9 +54,7 @@ pub async fn add(
         let p = params(&state, p)?;
         let actor = authorize(&state, &request, Permission::ApiWrite)?;
         let headers = request.headers().clone();
-        let bytes = to_bytes(request.into_body(), 64 * 1024)
-            .await
-            .map_err(|_| ApiError::TooLarge("body"))?;
+        let bytes = super::body::read_small(request).await?;
         let body = decode_body(&headers, &bytes)?;
         // hex.pm's default level, for clients that send none.
         let level: Level = body["level"]

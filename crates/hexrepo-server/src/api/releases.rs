@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use std::net::SocketAddr;
 
 use axum::Extension;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hexfmt::tarball::MAX_TARBALL_SIZE;
 use hexrepo_registry::RegistryError;
@@ -21,6 +20,7 @@ use hexrepo_registry::retire::{Reason, Retirement, set_retirement};
 use hexrepo_store::{Precondition, StorageKey, StoreError};
 use serde_json::json;
 
+use super::body::{read_small, read_upload};
 use super::format::decode_body;
 use super::packages::release_json;
 use super::{Actor, ApiError, Format, Reply, authorize, blocking, config, params, respond};
@@ -47,7 +47,8 @@ async fn publish_release(
 ) -> Result<Reply, ApiError> {
     let p = params(&state, p)?;
     let actor = authorize(&state, &request, Permission::ApiWrite)?;
-    let bytes = read_limited_body(request, MAX_TARBALL_SIZE, "tar").await?;
+    let upload = read_upload(state.uploads(), request, MAX_TARBALL_SIZE, "tar").await?;
+    let bytes = upload.bytes.clone();
     // hexpm treats a missing `replace` as true; clients always send it.
     let replace = query.get("replace").is_none_or(|v| v == "true");
     let name = p.get("name").cloned();
@@ -141,10 +142,7 @@ async fn retire_release(
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
     let remote = super::remote_address(&request);
-    let body = decode_body(
-        &headers,
-        &read_limited_body(request, MAX_RETIRE_BODY, "body").await?,
-    )?;
+    let body = decode_body(&headers, &read_small(request).await?)?;
     let reason: Reason = body["reason"]
         .as_str()
         .unwrap_or_default()
@@ -220,7 +218,8 @@ async fn store_docs(
     check_before_body(&state, &p, &request)?;
     let headers = request.headers().clone();
     let remote = super::remote_address(&request);
-    let bytes = read_limited_body(request, MAX_TARBALL_SIZE, "tar").await?;
+    let upload = read_upload(state.uploads(), request, MAX_TARBALL_SIZE, "tar").await?;
+    let bytes = upload.bytes.clone();
     hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
         state,
@@ -313,33 +312,6 @@ async fn release_write_with_headers(
         work(&state, api, &actor, &name, &version)
     })
     .await
-}
-
-/// The body, refusing more than a tarball's limit before reading it when the length is known.
-/// The most a retire body (`{reason, message}`, the message at most 140 characters on hex.pm)
-/// may take: only tarballs get [`MAX_TARBALL_SIZE`], so no route decodes megabytes of ETF it
-/// has no use for.
-const MAX_RETIRE_BODY: u64 = 64 * 1024;
-
-/// The request's body, refused (413, naming `field`) once it is over `max` bytes, declared or
-/// sent.
-async fn read_limited_body(
-    request: Request,
-    max: u64,
-    field: &'static str,
-) -> Result<Bytes, ApiError> {
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return Err(ApiError::TooLarge(field));
-    }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(field))
 }
 
 fn record(

@@ -23,8 +23,8 @@ use hexrepo_registry::mirror::{hexpm_public_key, shadowed};
 use hexrepo_store::{StorageKey, Store};
 
 use super::progress::SyncDisplay;
-use super::verify::HttpSource;
 use crate::settings::{Flags, Settings};
+use hexrepo_registry::upstream::HttpSource;
 
 /// Arguments of `hexrepo mirror`.
 #[derive(Debug, clap::Args)]

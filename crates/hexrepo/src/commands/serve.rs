@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use hexfmt::keys::{KeyBits, PrivateKey, PublicKey};
 use hexrepo_registry::RegistryError;
 use hexrepo_registry::build::{BuildOptions, build};
@@ -16,13 +15,13 @@ use hexrepo_registry::keys::KeyStore;
 use hexrepo_registry::mirror::shadowed;
 use hexrepo_server::api::ApiConfig;
 use hexrepo_server::auth::{Authenticator, BasicCredentials, ReadAuth as ServerReadAuth};
+use hexrepo_server::edge;
 use hexrepo_server::pull_through::{PullThrough, PullThroughConfig};
 use hexrepo_server::{AppState, MIRROR_PREFIX, Mirror, MirrorHost, ServerConfig, router};
 use hexrepo_store::{StorageKey, Store};
-use tokio::net::TcpListener;
 
-use super::verify::HttpSource;
 use crate::settings::{Flags, LogFormat, MirrorMode, ReadAuth, Settings};
+use hexrepo_registry::upstream::HttpSource;
 
 /// How long a file read from an object store is served before asking whether it changed
 /// (local disk is checked on every request).
@@ -78,15 +77,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })
     };
 
+    let limits = edge::Limits {
+        max_connections: edge::fit_connection_cap(settings.max_connections.value),
+        header_timeout: settings.header_timeout.value,
+        idle_timeout: settings.idle_timeout.value,
+        stall_timeout: settings.stall_timeout.value,
+        body_timeout: settings.body_timeout.value,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let address = SocketAddr::new(settings.bind.value, settings.port.value);
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
+        let listener = edge::listen(address).with_context(|| format!("listening on {address}"))?;
         let local = listener
             .local_addr()
             .context("reading the listening address")?;
@@ -119,15 +123,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             print_mirror_banner(&url, banner, settings.mirror_host.value.as_ref());
         }
         tracing::info!(%local, "listening");
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        // Responses are written whole; no reason to let Nagle delay the last segment.
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        edge::serve(listener, router(state), limits, shutdown).await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })?;

@@ -1,13 +1,11 @@
 //! `hexrepo verify (DIR | URL)`: audits a repository folder or bucket, or a served repository over HTTP,
 //! and exits non-zero when anything is wrong.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context as _;
-use hexrepo_registry::verify::{Conditional, Source, StoreSource, verify};
+use hexrepo_registry::upstream::HttpSource;
+use hexrepo_registry::verify::{Source, StoreSource, verify};
 
 /// Arguments of `hexrepo verify`.
 #[derive(Debug, clap::Args)]
@@ -27,79 +25,6 @@ pub struct Args {
     /// A repository key for a URL, sent as `Authorization: KEY` like mix and rebar3 do.
     #[arg(long)]
     auth_key: Option<String>,
-}
-
-/// The largest response body read from a repository: hex.pm caps tarballs at 16 MiB and its
-/// largest registry file is a few MiB, so this only bounds what a hostile server can make us
-/// hold in memory.
-const MAX_BODY: u64 = 64 * 1024 * 1024;
-
-/// A repository served over HTTP (also the upstream of `hexrepo mirror sync`).
-pub(super) struct HttpSource {
-    base: String,
-    client: reqwest::blocking::Client,
-    auth: Option<String>,
-}
-
-impl HttpSource {
-    /// A client for the repository at `base`, sending `auth` as `Authorization` if given.
-    pub(super) fn new(base: &str, auth: Option<String>) -> anyhow::Result<HttpSource> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_mins(1))
-            // An unreachable upstream should fail fast: the lazy mirror then serves its copy.
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("hexrepo/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("starting the HTTP client")?;
-        Ok(HttpSource {
-            base: base.trim_end_matches('/').to_owned(),
-            client,
-            auth,
-        })
-    }
-}
-
-impl Source for HttpSource {
-    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
-        match self.fetch_if_none_match(path, None)? {
-            Conditional::Found { bytes, .. } => Ok(Some(bytes)),
-            Conditional::Missing => Ok(None),
-            Conditional::NotModified => Err(format!("{path}: 304 to an unconditional request")),
-        }
-    }
-
-    fn fetch_if_none_match(&self, path: &str, etag: Option<&str>) -> Result<Conditional, String> {
-        let url = format!("{}/{path}", self.base);
-        let mut request = self.client.get(&url);
-        if let Some(auth) = &self.auth {
-            request = request.header(reqwest::header::AUTHORIZATION, auth);
-        }
-        if let Some(etag) = etag {
-            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
-        }
-        let response = request.send().map_err(|e| format!("GET {url}: {e}"))?;
-        match response.status() {
-            reqwest::StatusCode::OK => {
-                let etag = response
-                    .headers()
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let mut bytes = Vec::new();
-                response
-                    .take(MAX_BODY + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| format!("GET {url}: {e}"))?;
-                if bytes.len() as u64 > MAX_BODY {
-                    return Err(format!("GET {url}: larger than {MAX_BODY} bytes"));
-                }
-                Ok(Conditional::Found { bytes, etag })
-            }
-            reqwest::StatusCode::NOT_MODIFIED => Ok(Conditional::NotModified),
-            reqwest::StatusCode::NOT_FOUND => Ok(Conditional::Missing),
-            status => Err(format!("GET {url}: HTTP {status}")),
-        }
-    }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {

@@ -170,6 +170,12 @@ impl HexrepoServer {
         );
     }
 
+    /// The server's process id (the abuse suite reads its memory).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The listening port.
     pub fn port(&self) -> u16 {
         self.port
