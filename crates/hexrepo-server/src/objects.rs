@@ -34,7 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hexfmt::checksum::Checksum;
-use hexrepo_store::{ByteRange, Fetched, LocalVersion, Object, Opened, StorageKey, Store};
+use axum::http::HeaderValue;
+use hexrepo_store::{ByteRange, Fetched, LocalVersion, Meta, Object, Opened, StorageKey, Store};
 
 use crate::resource::{Kind, Resource};
 use crate::single_flight::{Flights, share};
@@ -63,9 +64,39 @@ pub struct Entry {
     checked: Mutex<Instant>,
     /// Whether it is being served because the store could not answer.
     stale: AtomicBool,
+    /// `etag` and `last_modified` as response headers, made once.
+    pub headers: EntryHeaders,
+}
+
+/// An entry's response headers, formatted when the entry is made rather than per request.
+#[derive(Debug)]
+pub struct EntryHeaders {
+    /// `ETag`.
+    pub etag: HeaderValue,
+    /// `Last-Modified`.
+    pub last_modified: HeaderValue,
 }
 
 impl Entry {
+    fn new(meta: Meta, etag: String, bytes: Option<Bytes>, charged: u64) -> Entry {
+        let headers = EntryHeaders {
+            etag: HeaderValue::from_str(&etag).expect("an ETag is quoted hex"),
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(meta.last_modified))
+                .expect("an HTTP date is ASCII"),
+        };
+        Entry {
+            version: meta.version,
+            etag,
+            last_modified: meta.last_modified,
+            size: meta.size,
+            bytes,
+            charged,
+            checked: Mutex::new(Instant::now()),
+            stale: AtomicBool::new(false),
+            headers,
+        }
+    }
+
     fn checked_within(&self, window: Duration) -> bool {
         self.checked.lock().expect("checked lock").elapsed() < window
     }
@@ -329,16 +360,7 @@ impl ObjectCache {
             Ok(etag) => etag,
             Err(e) => return failed(key, &e),
         };
-        let entry = Arc::new(Entry {
-            version: meta.version,
-            etag,
-            last_modified: meta.last_modified,
-            size: meta.size,
-            bytes: None,
-            charged: 0,
-            checked: Mutex::new(Instant::now()),
-            stale: AtomicBool::new(false),
-        });
+        let entry = Arc::new(Entry::new(meta, etag, None, 0));
         self.replace(key, Arc::clone(&entry));
         Outcome::Large(entry)
     }
@@ -389,16 +411,12 @@ impl ObjectCache {
     async fn insert(&self, key: &StorageKey, kind: Kind, object: Object) -> Arc<Entry> {
         let etag = content_etag(object.bytes.clone()).await;
         let charged = self.charge(kind, &object.bytes);
-        let entry = Arc::new(Entry {
-            version: object.meta.version,
+        let entry = Arc::new(Entry::new(
+            object.meta,
             etag,
-            last_modified: object.meta.last_modified,
-            size: object.meta.size,
-            bytes: charged.map(|_| object.bytes),
-            charged: charged.unwrap_or(0),
-            checked: Mutex::new(Instant::now()),
-            stale: AtomicBool::new(false),
-        });
+            charged.map(|_| object.bytes),
+            charged.unwrap_or(0),
+        ));
         self.replace(key, Arc::clone(&entry));
         entry
     }

@@ -60,11 +60,8 @@ pub fn plan(request: &HeaderMap, info: &Entry) -> Plan {
 pub fn file_response(plan: Plan, info: &Entry, kind: Kind, private: bool, body: Body) -> Response {
     let total = info.size;
     let builder = Response::builder()
-        .header(header::ETAG, &info.etag)
-        .header(
-            header::LAST_MODIFIED,
-            httpdate::fmt_http_date(info.last_modified),
-        )
+        .header(header::ETAG, info.headers.etag.clone())
+        .header(header::LAST_MODIFIED, info.headers.last_modified.clone())
         .header(header::CACHE_CONTROL, cache_control(kind, private))
         .header(header::CONTENT_TYPE, content_type(kind))
         .header(header::ACCEPT_RANGES, "bytes");

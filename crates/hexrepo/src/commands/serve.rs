@@ -397,15 +397,21 @@ fn with_host(url: &str, host: &MirrorHost) -> String {
 }
 
 /// Logs go to stderr through a buffered background writer, so a request never waits on a
-/// `write` syscall for its access-log line. Lines are never dropped (the writer blocks when its
-/// buffer is full); the returned guard flushes what is left when `serve` returns.
+/// `write` syscall for its access-log line, and lines that arrive together are written
+/// together. Lines are never dropped (the writer blocks when its buffer is full); the returned
+/// guard flushes what is left when `serve` returns.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The writer thread drains every line queued, then flushes: one `write` per batch, not per
+    // line, when requests come faster than it writes.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
