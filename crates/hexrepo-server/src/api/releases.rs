@@ -221,7 +221,7 @@ async fn store_docs(
     let headers = request.headers().clone();
     let remote = super::remote_address(&request);
     let bytes = read_limited_body(request, MAX_TARBALL_SIZE, "tar").await?;
-    hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
+    hexfmt::docs::read_docs_tarball(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
         state,
         p,
