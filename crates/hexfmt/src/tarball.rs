@@ -1,8 +1,8 @@
 //! Package tarballs, format 3 (HEX-PROTOCOL.md §3): reading and validating an upload or a file in
 //! `tarballs/` the way hex_core's `hex_tarball:unpack/2` does, plus the checks a server owes its
 //! users that the client leaves to chance: sizes bounded while streaming, not after, and every
-//! entry of the contents checked by the rule set in `tarball/entries.rs` (shared with docs tarballs).
-//! Also a builder, for tests and tools, that writes tarballs like hex_core's
+//! entry of the contents checked by the rule set in `tarball/entries.rs` (shared with docs
+//! tarballs). Also a builder, for tests and tools, that writes tarballs like hex_core's
 //! `hex_tarball:create/2`.
 //!
 //! Everything works on in-memory bytes: tarballs are at most 16 MiB.
@@ -29,8 +29,8 @@ pub const MAX_VERSION_FILE: u64 = 32;
 pub const MAX_CHECKSUM_FILE: u64 = 128;
 /// Largest `metadata.config`, as hex_core (`MAX_METADATA_SIZE`, 1 MiB).
 pub const MAX_METADATA_FILE: u64 = 1024 * 1024;
-/// Most entries in a package's contents or a docs tarball. Real packages hold hundreds; big
-/// docs a few thousand.
+/// Most entries in a package's contents or a docs tarball; hex_core has no such limit, this one
+/// only has to stop an archive of millions of empty entries.
 pub const MAX_ENTRIES: usize = 65_536;
 /// Longest entry path or symlink target, in bytes: Linux's `PATH_MAX`.
 pub const MAX_PATH_LEN: usize = 4096;

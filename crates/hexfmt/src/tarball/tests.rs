@@ -242,7 +242,8 @@ fn refuses_a_symlink_chain_that_escapes_through_an_earlier_link() {
     read_tarball(&good().symlink("d/up", "..").build()).unwrap();
     let err = refusal(&good().symlink("d/up", "..").symlink("s", "d/up/.."));
     assert!(
-        matches!(&err, TarballError::LinkThroughLink { path, link, .. } if path == "s" && link == "d/up"),
+        matches!(&err, TarballError::LinkThroughLink { path, link, .. }
+            if path == "s" && link == "d/up"),
         "{err}"
     );
     assert_eq!(
@@ -315,7 +316,8 @@ fn refuses_a_file_written_through_a_symlink_in_either_order() {
     ] {
         let err = refusal(&builder);
         assert!(
-            matches!(&err, TarballError::PathThroughLink { link, .. } if link == "d/up" || link == "lnk"),
+            matches!(&err, TarballError::PathThroughLink { link, .. }
+                if link == "d/up" || link == "lnk"),
             "{err}"
         );
     }
