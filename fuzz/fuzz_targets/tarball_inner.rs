@@ -1,7 +1,7 @@
 //! `read_tarball` past its checksum gate: the input is `metadata.config` and an *uncompressed*
 //! `contents` tar; the target gzips the contents, writes the outer tarball with a correct
 //! `CHECKSUM` and reads it back, so mutations reach `Metadata::parse` and the content-path
-//! checks (traversal, symlinks, hard links).
+//! rules (traversal, symlinks, links through links, entry types, duplicates, limits).
 //!
 //! Input layout: 2 bytes little-endian `N`, then `N` bytes of `metadata.config`, then the
 //! contents tar. `fuzz/gen-seeds` writes seeds in this layout from real tarballs.

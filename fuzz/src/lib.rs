@@ -7,12 +7,13 @@ use hexfmt::tarball::{EntryKind, Tarball};
 use hexfmt::term::{parse_terms, write_term, Term, MAX_INPUT_BYTES};
 
 /// What `read_tarball` promises about a tarball it accepted, checked independently of the
-/// code that enforced it: the outer checksum, the metadata, and that no content entry or
-/// link can land outside the package directory when unpacked.
+/// code that enforced it: the outer checksum, the metadata, that no content entry or symlink
+/// can land outside the package directory when unpacked, and that no path comes twice.
 pub fn check_accepted_tarball(bytes: &[u8], tarball: &Tarball) {
     assert_eq!(tarball.outer_checksum, Checksum::sha256(bytes));
     let reparsed = Metadata::parse(&tarball.metadata_config).expect("accepted metadata reparses");
     assert_eq!(reparsed, tarball.metadata);
+    let mut seen = std::collections::HashSet::new();
     for entry in &tarball.contents {
         let dir = resolve(&[], &entry.path)
             .unwrap_or_else(|| panic!("accepted an entry outside the package: {entry:?}"));
@@ -24,13 +25,10 @@ pub fn check_accepted_tarball(bytes: &[u8], tarball: &Tarball) {
                     "accepted a symlink out of the package: {entry:?}"
                 );
             }
-            EntryKind::HardLink(target) => {
-                assert!(
-                    resolve(&[], target).is_some_and(|p| !p.is_empty()),
-                    "accepted a hard link out of the package: {entry:?}"
-                );
-            }
             EntryKind::File | EntryKind::Directory => {}
+        }
+        if !dir.is_empty() {
+            assert!(seen.insert(dir), "accepted the same path twice: {entry:?}");
         }
     }
 }

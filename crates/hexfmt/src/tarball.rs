@@ -1,8 +1,9 @@
 //! Package tarballs, format 3 (HEX-PROTOCOL.md §3): reading and validating an upload or a file in
 //! `tarballs/` the way hex_core's `hex_tarball:unpack/2` does, plus the checks a server owes its
-//! users that the client leaves to chance (every entry path and symlink stays inside the
-//! package, sizes are bounded while streaming, not after). Also a builder, for tests and tools,
-//! that writes tarballs like hex_core's `hex_tarball:create/2`.
+//! users that the client leaves to chance: sizes bounded while streaming, not after, and every
+//! entry of the contents checked by the rule set in `tarball/entries.rs` (shared with docs
+//! tarballs). Also a builder, for tests and tools, that writes tarballs like hex_core's
+//! `hex_tarball:create/2`.
 //!
 //! Everything works on in-memory bytes: tarballs are at most 16 MiB.
 
@@ -13,13 +14,32 @@ use flate2::Compression;
 use crate::checksum::Checksum;
 use crate::metadata::{Metadata, MetadataError};
 
-/// Largest tarball accepted, as hex_core ≥ 0.11 (`tarball_max_size`).
+// Every limit on a tarball, its members and its entries. The first five are hex_core's own
+// (`hex_core.erl` and `hex_tarball.erl`); the entry limits are ours, far above any real package
+// and far below what would hurt a server, since hex_core has none.
+
+/// Largest tarball accepted, as hex_core ≥ 0.11 (`tarball_max_size`). Docs tarballs too.
 pub const MAX_TARBALL_SIZE: u64 = 16 * 1024 * 1024;
 /// Largest uncompressed `contents.tar.gz`, as hex_core ≥ 0.11 (`tarball_max_uncompressed_size`).
+/// Docs tarballs too (`docs_tarball_max_uncompressed_size`).
 pub const MAX_UNCOMPRESSED_SIZE: u64 = 128 * 1024 * 1024;
-const MAX_VERSION_FILE: u64 = 32;
-const MAX_CHECKSUM_FILE: u64 = 128;
-const MAX_METADATA_FILE: u64 = 1024 * 1024;
+/// Largest `VERSION` member, as hex_core (`MAX_VERSION_SIZE`).
+pub const MAX_VERSION_FILE: u64 = 32;
+/// Largest `CHECKSUM` member, as hex_core (`MAX_CHECKSUM_SIZE`).
+pub const MAX_CHECKSUM_FILE: u64 = 128;
+/// Largest `metadata.config`, as hex_core (`MAX_METADATA_SIZE`, 1 MiB).
+pub const MAX_METADATA_FILE: u64 = 1024 * 1024;
+/// Most entries in a package's contents or a docs tarball; hex_core has no such limit, this one
+/// only has to stop an archive of millions of empty entries.
+pub const MAX_ENTRIES: usize = 65_536;
+/// Longest entry path or symlink target, in bytes: Linux's `PATH_MAX`.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Most path bytes (entry paths plus symlink targets) in one archive: 64 bytes on average
+/// across [`MAX_ENTRIES`] entries, and what bounds the memory the path checks use.
+pub const MAX_PATH_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest GNU long-name, long-link or pax extension header: room for a path and a link target
+/// of [`MAX_PATH_LEN`] each plus a few records. Checked before the header is read into memory.
+pub const MAX_HEADER_EXTENSION: u64 = 4 * MAX_PATH_LEN as u64;
 /// The mtime hex_core gives every entry: 2000-01-01T00:00:00Z, for reproducible tarballs.
 const FIXED_MTIME: u64 = 946_684_800;
 
@@ -76,17 +96,94 @@ pub enum TarballError {
     /// The package files are larger than [`MAX_UNCOMPRESSED_SIZE`] once decompressed.
     #[error("contents are more than {MAX_UNCOMPRESSED_SIZE} bytes uncompressed")]
     UncompressedTooLarge,
-    /// An entry would be written outside the package directory.
-    #[error("unsafe path in contents: {0:?}")]
+    /// An outer member appears twice: which copy counts would depend on the reader.
+    #[error("{0} appears twice in the tarball: keep one copy")]
+    DuplicateMember(&'static str),
+    /// An entry would be written outside the root.
+    #[error("unsafe path {0:?}: entry paths must be relative and stay inside the root")]
     UnsafePath(String),
-    /// A symlink or hard link points outside the package directory.
-    #[error("unsafe link in contents: {path:?} points to {target:?}")]
+    /// A symlink points outside the root, or to an absolute path.
+    #[error(
+        "unsafe symlink {path:?} -> {target:?}: link targets must be relative and stay inside \
+         the root"
+    )]
     UnsafeLink {
         /// The link entry.
         path: String,
         /// Where it points.
         target: String,
     },
+    /// A hard link, device, fifo or other entry that is not a file, directory or symlink.
+    #[error("entry {path:?} is {kind}: only regular files, directories and symlinks are allowed")]
+    UnsupportedEntry {
+        /// The entry.
+        path: String,
+        /// What it is, with its article: "a hard link", "a fifo".
+        kind: String,
+    },
+    /// The same path twice (after resolving `.` and `..`).
+    #[error("entry {0:?} appears twice: keep one copy")]
+    DuplicateEntry(String),
+    /// An entry is written inside a symlinked directory (`d/up/x` when `d/up` is a symlink).
+    #[error(
+        "entry {path:?} passes through the symlink {link:?}: nothing may be written through a \
+         symlink, use the real directory"
+    )]
+    PathThroughLink {
+        /// The entry.
+        path: String,
+        /// The symlink entry it goes through.
+        link: String,
+    },
+    /// A symlink target goes through another symlink, so checking it lexically proves nothing.
+    #[error(
+        "unsafe symlink {path:?} -> {target:?}: it passes through the symlink {link:?}, point it \
+         at the real path instead"
+    )]
+    LinkThroughLink {
+        /// The link entry.
+        path: String,
+        /// Where it points.
+        target: String,
+        /// The symlink entry its target goes through.
+        link: String,
+    },
+    /// More than [`MAX_ENTRIES`] entries.
+    #[error("entry {0:?} is past the {MAX_ENTRIES}-entry limit: ship fewer files")]
+    TooManyEntries(String),
+    /// An entry path or symlink target longer than [`MAX_PATH_LEN`].
+    #[error(
+        "entry path or link target starting {start:?} is {size} bytes, more than the \
+         {MAX_PATH_LEN}-byte limit: shorten it"
+    )]
+    PathTooLong {
+        /// Its first characters.
+        start: String,
+        /// Its length.
+        size: u64,
+    },
+    /// Paths and link targets adding up to more than [`MAX_PATH_BYTES`].
+    #[error(
+        "entry {0:?} takes the paths past the {MAX_PATH_BYTES}-byte limit: ship fewer or shorter \
+         paths"
+    )]
+    TooManyPathBytes(String),
+    /// A GNU long-name or pax header larger than [`MAX_HEADER_EXTENSION`].
+    #[error(
+        "{what} starting {start:?} is {size} bytes, more than the {MAX_HEADER_EXTENSION}-byte \
+         limit: shorten the entry's path"
+    )]
+    HeaderTooLarge {
+        /// "a long name", "a long link name" or "a pax header".
+        what: &'static str,
+        /// Its first bytes.
+        start: String,
+        /// Its size.
+        size: u64,
+    },
+    /// A pax header overriding an entry's size: readers disagree on where the next entry is.
+    #[error("a pax header sets an entry size: write sizes in the tar header only")]
+    PaxSize,
 }
 
 /// A validated tarball.
@@ -115,17 +212,15 @@ pub struct ContentEntry {
     pub size: u64,
 }
 
-/// Entry types that matter to a package.
+/// The entry types allowed in package contents and docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
-    /// A regular file (device and fifo entries count as files: hex_core writes them empty).
+    /// A regular file.
     File,
     /// A directory.
     Directory,
     /// A symbolic link to the given relative target.
     Symlink(String),
-    /// A hard link to another entry.
-    HardLink(String),
 }
 
 /// Reads and validates a tarball: format version, inner checksum, metadata, every content path.
@@ -184,6 +279,9 @@ fn read_members(bytes: &[u8]) -> Result<Members, TarballError> {
             // hex_core ignores members it does not know; so do we.
             _ => continue,
         };
+        if slot.is_some() {
+            return Err(TarballError::DuplicateMember(member));
+        }
         let size = entry.size();
         if size > limit {
             return Err(TarballError::MemberTooLarge {
@@ -236,7 +334,9 @@ impl<R: Read> Read for Bounded<R> {
 /// Largest contents inflated into one buffer; bigger ones are streamed through the tar reader.
 const WHOLE_INFLATE_LIMIT: u64 = 16 * 1024 * 1024;
 
-fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
+/// Reads a gzipped tar of files (a package's `contents.tar.gz` or a docs tarball) and lists
+/// its entries under the rules of `tarball/entries.rs`, within [`MAX_UNCOMPRESSED_SIZE`].
+pub(crate) fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
     // The gzip trailer's ISIZE: the uncompressed length (mod 2^32), a hint we verify below.
     let hint = gz
         .last_chunk::<4>()
@@ -251,20 +351,41 @@ fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
             .read_to_end(&mut tar)
             .map_err(TarballError::Contents)?;
         check_single_member(decoder.into_inner(), tar.len() as u64, hint)?;
-        return list_contents(tar::Archive::new(io::Cursor::new(tar)).entries_with_seek());
+        entries::check_extension_headers(
+            tar::Archive::new(io::Cursor::new(&tar[..])).entries_with_seek(),
+        )?;
+        return entries::list_contents(tar::Archive::new(io::Cursor::new(tar)).entries_with_seek());
     }
-    let mut decoder = flate2::bufread::GzDecoder::new(gz);
+    // Streamed twice: the first pass bounds the headers the second reads into memory.
+    stream_entries(gz, |archive| {
+        entries::check_extension_headers(archive.entries())
+    })?;
+    stream_entries(gz, |archive| entries::list_contents(archive.entries()))
+}
+
+type Streamed<'g> = tar::Archive<Bounded<flate2::bufread::GzDecoder<&'g [u8]>>>;
+
+/// Runs `visit` over the tar inflated from `gz` as it streams, within
+/// [`MAX_UNCOMPRESSED_SIZE`], then checks that nothing follows the gzip stream.
+fn stream_entries<'g, T>(
+    gz: &'g [u8],
+    visit: impl FnOnce(&mut Streamed<'g>) -> Result<T, TarballError>,
+) -> Result<T, TarballError> {
     let mut archive = tar::Archive::new(Bounded {
-        inner: &mut decoder,
+        inner: flate2::bufread::GzDecoder::new(gz),
         remaining: MAX_UNCOMPRESSED_SIZE,
         exceeded: false,
     });
-    let result = list_contents(archive.entries());
-    let exceeded = archive.into_inner().exceeded;
+    let result = visit(&mut archive);
+    let Bounded {
+        inner: mut decoder,
+        exceeded,
+        ..
+    } = archive.into_inner();
     if exceeded {
         return Err(TarballError::UncompressedTooLarge);
     }
-    let entries = result?;
+    let value = result?;
     // Drain what the tar reader left (end-of-archive padding) before checking the trailer.
     io::copy(
         &mut (&mut decoder).take(MAX_UNCOMPRESSED_SIZE),
@@ -276,7 +397,7 @@ fn read_contents(gz: &[u8]) -> Result<Vec<ContentEntry>, TarballError> {
             "data after the end of the gzip stream",
         )));
     }
-    Ok(entries)
+    Ok(value)
 }
 
 /// One gzip member, nothing after it, and a trailer that states the length we got: a second
@@ -295,86 +416,6 @@ fn check_single_member(rest: &[u8], length: u64, hint: u64) -> Result<(), Tarbal
     Ok(())
 }
 
-fn list_contents<'a, R: Read + 'a>(
-    entries: io::Result<tar::Entries<'a, R>>,
-) -> Result<Vec<ContentEntry>, TarballError> {
-    let mut out = Vec::new();
-    for entry in entries.map_err(TarballError::Contents)? {
-        let entry = entry.map_err(TarballError::Contents)?;
-        let header = entry.header();
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = match header.entry_type() {
-            tar::EntryType::Directory => EntryKind::Directory,
-            tar::EntryType::XGlobalHeader => continue,
-            t @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .unwrap_or_default();
-                if t == tar::EntryType::Symlink {
-                    EntryKind::Symlink(target)
-                } else {
-                    EntryKind::HardLink(target)
-                }
-            }
-            _ => EntryKind::File,
-        };
-        check_entry(&path, &kind)?;
-        out.push(ContentEntry {
-            path,
-            kind,
-            size: entry.size(),
-        });
-    }
-    Ok(out)
-}
-
-fn check_entry(path: &str, kind: &EntryKind) -> Result<(), TarballError> {
-    let Some(parts) = normalize(&[], path) else {
-        return Err(TarballError::UnsafePath(path.to_owned()));
-    };
-    let link_ok = match kind {
-        // A symlink target resolves against the link's own directory.
-        EntryKind::Symlink(target) => {
-            normalize(&parts[..parts.len().saturating_sub(1)], target).is_some()
-        }
-        // A hard link names another archive member, relative to the root.
-        EntryKind::HardLink(target) => normalize(&[], target).is_some_and(|p| !p.is_empty()),
-        EntryKind::File | EntryKind::Directory => true,
-    };
-    match kind {
-        EntryKind::Symlink(target) | EntryKind::HardLink(target) if !link_ok => {
-            Err(TarballError::UnsafeLink {
-                path: path.to_owned(),
-                target: target.clone(),
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Resolves `path` against `base` (components below the package root). `None` when the result
-/// would leave the root, or the path is absolute, empty or names a drive.
-fn normalize<'a>(base: &[&'a str], path: &'a str) -> Option<Vec<&'a str>> {
-    let is_drive =
-        |c: &str| c.len() == 2 && c.ends_with(':') && c.as_bytes()[0].is_ascii_alphabetic();
-    if path.is_empty() || path.starts_with('/') || path.contains('\0') {
-        return None;
-    }
-    let mut parts = base.to_vec();
-    for (i, component) in path.split('/').enumerate() {
-        match component {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c if i == 0 && is_drive(c) => return None,
-            c => parts.push(c),
-        }
-    }
-    Some(parts)
-}
-
 /// Writes tarballs the way hex_core does: fixed mtimes, uid/gid 0, mode 0644, members in the
 /// order VERSION, CHECKSUM, metadata.config, contents.tar.gz. It does not validate: tests use it
 /// to craft hostile tarballs as well as good ones.
@@ -390,7 +431,8 @@ pub struct TarballBuilder {
 #[derive(Debug, Clone)]
 enum FileData {
     Regular(Vec<u8>),
-    Symlink(String),
+    /// Any other entry type, empty, with a link name (symlinks, hard links).
+    Other(tar::EntryType, String),
 }
 
 impl TarballBuilder {
@@ -428,9 +470,16 @@ impl TarballBuilder {
 
     /// Adds a symlink; the target is written as given, unchecked.
     #[must_use]
-    pub fn symlink(mut self, path: &str, target: &str) -> TarballBuilder {
+    pub fn symlink(self, path: &str, target: &str) -> TarballBuilder {
+        self.entry(path, tar::EntryType::Symlink, target)
+    }
+
+    /// Adds an empty entry of any type (a hard link, a device, a fifo) with this link name;
+    /// written as given, unchecked.
+    #[must_use]
+    pub fn entry(mut self, path: &str, kind: tar::EntryType, link: &str) -> TarballBuilder {
         self.files
-            .push((path.to_owned(), FileData::Symlink(target.to_owned())));
+            .push((path.to_owned(), FileData::Other(kind, link.to_owned())));
         self
     }
 
@@ -474,9 +523,9 @@ impl TarballBuilder {
         for (path, data) in &self.files {
             match data {
                 FileData::Regular(bytes) => append(&mut tar, path, bytes),
-                FileData::Symlink(target) => {
+                FileData::Other(kind, target) => {
                     let mut header = fixed_header(path, 0);
-                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_entry_type(*kind);
                     set_raw(&mut header.as_old_mut().linkname, target);
                     header.set_cksum();
                     tar.append(&header, io::empty())
@@ -518,5 +567,6 @@ fn append<W: io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) {
         .expect("writing to a Vec cannot fail");
 }
 
+mod entries;
 #[cfg(test)]
 mod tests;

@@ -337,6 +337,46 @@ fn one_bad_tarball_writes_nothing_and_names_every_bad_file() {
 }
 
 #[test]
+fn a_tarball_with_a_hostile_entry_is_refused_and_named() {
+    use hexfmt::metadata::Metadata;
+    use hexfmt::tarball::TarballBuilder;
+    let (_dir, layout) = repo_with_fixture_tarballs(&[]);
+    let tarballs = layout.tarballs_dir();
+    let builder = |name: &str| {
+        let metadata = Metadata {
+            name: name.into(),
+            version: "1.0.0".into(),
+            app: Some(name.into()),
+            build_tools: vec!["mix".into()],
+            ..Metadata::default()
+        };
+        TarballBuilder::new(&metadata).file("mix.exs", "defmodule X do end")
+    };
+    let hard = builder("hard").entry("lib/x.ex", tar::EntryType::Link, "mix.exs");
+    let twice = builder("twice")
+        .file("lib/x.ex", "a")
+        .file("lib/y/../x.ex", "b");
+    fs::write(tarballs.join("hard-1.0.0.tar"), hard.build()).unwrap();
+    fs::write(tarballs.join("twice-1.0.0.tar"), twice.build()).unwrap();
+    let before = snapshot(layout.root());
+
+    let err = try_build(&layout, false).unwrap_err();
+    let RegistryError::InvalidTarballs(list) = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    assert_eq!(list.len(), 2, "{text}");
+    for line in [
+        "hard-1.0.0.tar: entry \"lib/x.ex\" is a hard link: only regular files, directories and \
+         symlinks are allowed",
+        "twice-1.0.0.tar: entry \"lib/y/../x.ex\" appears twice: keep one copy",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert_eq!(snapshot(layout.root()), before, "nothing written");
+}
+
+#[test]
 fn a_reader_never_sees_a_partial_or_unverifiable_file_during_rebuilds() {
     let (_dir, layout) = repo_with_fixture_tarballs(&[]);
     run_build(&layout);

@@ -220,7 +220,7 @@ async fn store_docs(
     let remote = super::remote_address(&request);
     let upload = read_upload(state.uploads(), request, MAX_TARBALL_SIZE, "tar").await?;
     let bytes = upload.bytes.clone();
-    hexfmt::docs::validate_docs(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
+    hexfmt::docs::read_docs_tarball(&bytes).map_err(|e| ApiError::field("tar", e.to_string()))?;
     release_write_with_headers(
         state,
         p,

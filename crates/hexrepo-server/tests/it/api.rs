@@ -396,3 +396,79 @@ async fn a_retire_body_is_read_only_as_far_as_a_retirement_needs() {
         before
     );
 }
+
+/// A gzipped docs tar: `index.html`, then `(path, type, link target)` entries with no data.
+fn docs_with(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut index = tar::Header::new_ustar();
+    index.set_size(6);
+    index.set_mode(0o644);
+    tar.append_data(&mut index, "index.html", &b"<html>"[..])
+        .unwrap();
+    for &(path, kind, target) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        // Raw fields: `set_path` would refuse the hostile ones.
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+        header.set_cksum();
+        tar.append(&header, std::io::empty()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test]
+async fn hostile_docs_are_refused_naming_the_entry_and_nothing_is_stored() {
+    use tar::EntryType::{Char, Fifo, Link, Regular, Symlink};
+    let (repo, writer, _) = api_repo();
+    let (response, _) = repo
+        .post(
+            "/api/packages/foo/releases?replace=false",
+            &[("authorization", &writer)],
+            tarball("foo", "1.0.0"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let route = "/api/packages/foo/releases/1.0.0/docs";
+    let stored = repo.root().join("docs/foo-1.0.0.tar.gz");
+    for (entries, named) in [
+        (&[("../evil.html", Regular, "")][..], "\"../evil.html\""),
+        (&[("abs", Symlink, "/etc/passwd")], "\"abs\""),
+        (
+            &[("d/up", Symlink, ".."), ("s", Symlink, "d/up/..")],
+            "\"s\"",
+        ),
+        (
+            &[("d/up", Symlink, ".."), ("d/up/x.html", Regular, "")],
+            "\"d/up/x.html\"",
+        ),
+        (&[("hard", Link, "index.html")], "\"hard\" is a hard link"),
+        (&[("tty", Char, "")], "\"tty\" is a character device"),
+        (&[("pipe", Fifo, "")], "\"pipe\" is a fifo"),
+        (
+            &[("index.html", Regular, "")],
+            "\"index.html\" appears twice",
+        ),
+    ] {
+        let (response, bytes) = repo
+            .post(route, &[("authorization", &writer)], docs_with(entries))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{entries:?}"
+        );
+        let message = json(&bytes)["errors"]["tar"].as_str().unwrap().to_owned();
+        assert!(message.contains(named), "{entries:?}: {message}");
+        assert!(!stored.exists(), "{entries:?}: docs stored");
+    }
+    // The same docs without the hostile entries are stored.
+    let (response, _) = repo
+        .post(route, &[("authorization", &writer)], docs_with(&[]))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(stored.exists());
+}
