@@ -418,13 +418,12 @@ impl http_body::Body for Tracked {
 #[error("the request body did not arrive within {0:?} (body_timeout)")]
 pub struct BodyTimeout(pub Duration);
 
-/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// A request body that fails with [`BodyTimeout`] once its deadline passes. Its timer is made
+/// the first time the body has to wait, so a request without a body never makes one.
 struct Deadline<B> {
     body: B,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
-    /// Left unset until the body is first polled, so a request without a body never arms it.
-    armed: bool,
     started: Instant,
 }
 
@@ -432,9 +431,8 @@ impl<B> Deadline<B> {
     fn new(body: B, timeout: Duration) -> Deadline<B> {
         Deadline {
             body,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
             timeout,
-            armed: false,
             started: Instant::now(),
         }
     }
@@ -456,12 +454,11 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if !this.armed {
-            this.armed = true;
-            let deadline = tokio::time::Instant::from_std(this.started + this.timeout);
-            this.sleep.as_mut().reset(deadline);
-        }
-        match this.sleep.as_mut().poll(cx) {
+        let deadline = tokio::time::Instant::from_std(this.started + this.timeout);
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout(this.timeout).into()))),
             Poll::Pending => Poll::Pending,
         }

@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use hexfmt::checksum::Checksum;
-use axum::http::HeaderValue;
 use hexrepo_store::{ByteRange, Fetched, LocalVersion, Meta, Object, Opened, StorageKey, Store};
 
 use crate::resource::{Kind, Resource};
@@ -601,5 +601,59 @@ mod tests {
         drop(seat);
         // With nobody revalidating, the request asks the store and gets the new bytes.
         assert_eq!(&in_memory(cache.get(&resource).await)[..], b"new");
+    }
+
+    /// Reads a streamed body whole.
+    async fn drain(body: hexrepo_store::ByteStream) -> Vec<u8> {
+        collect(body, 0).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn large_files_are_streamed_from_either_store_and_a_change_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in [Store::local(dir.path()), Store::memory()] {
+            let key = StorageKey::tarball("big", "1.0.0");
+            let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+            let put = |bytes: Vec<u8>| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::task::spawn_blocking(move || {
+                    store.put(&key, Bytes::from(bytes), Precondition::Overwrite)
+                })
+            };
+            put(big.clone()).await.unwrap().unwrap();
+            let cache = ObjectCache::new(store.clone(), 64 << 20, Duration::from_mins(1));
+            let resource = Resource::tarball("big-1.0.0.tar").unwrap();
+
+            let found = cache.get(&resource).await.unwrap().unwrap();
+            assert!(
+                matches!(found.content, Content::Stream),
+                "{}: more than MAX_CACHED_FILE is never held in memory",
+                store.describe()
+            );
+            assert_eq!(found.entry.size, big.len() as u64);
+            assert_eq!(found.entry.etag, etag_of(&big), "the ETag is the content's");
+            let Streamed::Body(body) = cache.open(&key, &found.entry, None).await.unwrap() else {
+                panic!("the unchanged file opens")
+            };
+            assert!(drain(body).await == big, "{}", store.describe());
+            let Streamed::Body(part) = cache
+                .open(&key, &found.entry, Some(1_000_000..2_500_000))
+                .await
+                .unwrap()
+            else {
+                panic!("a range opens")
+            };
+            assert!(drain(part).await == big[1_000_000..2_500_000]);
+
+            // Replaced after the lookup: the open says so instead of sending other bytes.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            put(vec![7; 2 << 20]).await.unwrap().unwrap();
+            assert!(matches!(
+                cache.open(&key, &found.entry, None).await.unwrap(),
+                Streamed::Changed
+            ));
+            let again = cache.get(&resource).await.unwrap().unwrap();
+            assert_eq!(again.entry.etag, etag_of(&vec![7; 2 << 20]));
+        }
     }
 }
