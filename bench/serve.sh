@@ -12,16 +12,18 @@
 #   nginx          Debian's nginx, `sendfile on; access_log off; etag on;`, worker_processes auto,
 #                  no auth: the baseline the targets are measured against
 #   nginx+auth     the same nginx with auth_basic (htpasswd, apr1): context only
+#   nginx+log      the same nginx with its access log on (a file, the default format): context
 #   hexrepo        `hexrepo serve` with basic auth, access log on (the default) written to a file
 #   hexrepo-quiet  the same with RUST_LOG=warn (no access log): context only
 # For each of /packages/NAME, /names and one tarball, each server gets a 1 s wrk warm-up, then
 # `wrk -t2 -c32 -dDURATION --latency` (hexrepo and nginx+auth with an Authorization header).
 # Servers are measured one after the other per endpoint; wrk shares the 2 cores with them.
 #
-# Targets (from the issue), against nginx without auth:
-#   registry files  hexrepo req/s >= 1.0x nginx, p99 <= nginx p99
-#   tarball         hexrepo req/s >= 0.8x nginx, p99 <= nginx p99
+# Targets (issue 14), against nginx without auth and without an access log:
+#   every endpoint  hexrepo req/s >= 1.0x nginx, p99 <= nginx p99
 #   peak RSS        hexrepo VmHWM over the whole run <= 40 MiB
+# Also reported, on /packages/NAME: hexrepo with a repository key instead of basic auth, and a
+# 304 (If-None-Match with the server's own ETag) from nginx and hexrepo.
 # It is a report, not a test: it exits 0 even when a target is missed, and prints MISSED.
 set -euo pipefail
 
@@ -31,7 +33,7 @@ DURATION=${1:-10}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-T_REGISTRY=1.0 T_TARBALL=0.8 T_RSS_MIB=40
+T_REGISTRY=1.0 T_TARBALL=1.0 T_RSS_MIB=40
 PACKAGES=$CORPUS_PACKAGES VERSIONS=$CORPUS_VERSIONS
 REPO_NAME=bench
 USER_NAME=team PASSWORD=s3cret
@@ -76,7 +78,7 @@ bench_run_dir serve
 
 # nginx: the baseline without auth, and the same with auth_basic.
 printf '%s:%s\n' "$USER_NAME" "$(openssl passwd -apr1 "$PASSWORD")" >"$RUN/htpasswd"
-NGINX_PORT=$(free_port) NGINX_AUTH_PORT=$(free_port)
+NGINX_PORT=$(free_port) NGINX_AUTH_PORT=$(free_port) NGINX_LOG_PORT=$(free_port)
 start_nginx "
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -89,8 +91,18 @@ start_nginx "
     auth_basic \"hexrepo\";
     auth_basic_user_file $RUN/htpasswd;
     location / { try_files \$uri =404; }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_LOG_PORT;
+    root \"$PUBLIC\";
+    access_log $WORK/nginx-access.log;
+    location / { try_files \$uri =404; }
   }"
 echo "nginx (pid $NGINX_PID, $(pgrep -P "$NGINX_PID" | wc -l) workers): http://127.0.0.1:$NGINX_PORT, with auth_basic: http://127.0.0.1:$NGINX_AUTH_PORT"
+
+# A read-only repository key, for the key-auth measurement (made before the servers start).
+REPO_KEY=$("$BIN" key create bench-reader --read-only --public-dir "$PUBLIC" 2>/dev/null | tail -n 1)
+[[ -n $REPO_KEY ]] || die "hexrepo key create printed no key"
 
 # Both hexrepo servers: basic auth, the access log (stderr) in a file; the second without it.
 HEX_ARGS=(--public-dir "$PUBLIC" --auth-username "$USER_NAME" --auth-password "$PASSWORD"
@@ -143,6 +155,7 @@ bench() {
     p99=$(wrk_ms "$out" 99% 2)
     [[ -n $rps && -n $p99 ]] || die "cannot parse wrk output for $key: $out"
     errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
+    [[ $key == *_304 ]] && errors=$(grep -E 'Socket errors' <<<"$out" || true)
     [[ -z $errors ]] || echo "  WARNING $key: $errors"
     printf -v "RPS_$key" %s "$rps"
     printf -v "P99_$key" %s "$p99"
@@ -162,6 +175,17 @@ for i in "${!ENDPOINTS[@]}"; do
     bench "quiet_$k" "http://127.0.0.1:$QUIET_PORT$ep" "$QUIET_PID" -H "$AUTH_HEADER"
     bench "nginxauth_$k" "http://127.0.0.1:$NGINX_AUTH_PORT$ep" "$NGINX_PID" -H "$AUTH_HEADER"
 done
+
+echo "-- GET /packages/$PACKAGE: a repository key, 304s, and nginx with its access log"
+ETAG_HEX=$(curl -fsSI -H "$AUTH_HEADER" "http://127.0.0.1:$HEX_PORT/packages/$PACKAGE" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" {print $2}')
+ETAG_NGINX=$(curl -fsSI "http://127.0.0.1:$NGINX_PORT/packages/$PACKAGE" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" {print $2}')
+[[ -n $ETAG_HEX && -n $ETAG_NGINX ]] || die "no ETag from hexrepo ($ETAG_HEX) or nginx ($ETAG_NGINX)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $REPO_KEY" "http://127.0.0.1:$HEX_PORT/packages/$PACKAGE")
+[[ $code == 200 ]] || die "the repository key gets $code, not 200"
+bench "hexrepo_key" "http://127.0.0.1:$HEX_PORT/packages/$PACKAGE" "$HEX_PID" -H "Authorization: $REPO_KEY"
+bench "nginx_304" "http://127.0.0.1:$NGINX_PORT/packages/$PACKAGE" "$NGINX_PID" -H "If-None-Match: $ETAG_NGINX"
+bench "hexrepo_304" "http://127.0.0.1:$HEX_PORT/packages/$PACKAGE" "$HEX_PID" -H "$AUTH_HEADER" -H "If-None-Match: $ETAG_HEX"
+bench "nginxlog_packages" "http://127.0.0.1:$NGINX_LOG_PORT/packages/$PACKAGE" "$NGINX_PID"
 
 # Peak RSS over the whole run (both hexrepo servers were up from the start).
 RSS_HWM=$(vm_mib "$HEX_PID" VmHWM) RSS_NOW=$(vm_mib "$HEX_PID" VmRSS)
@@ -211,9 +235,13 @@ for i in "${!ENDPOINTS[@]}"; do
         printf "$fmt2" "${ENDPOINTS[$i]}" "$label" "$(printf '%.0f' "$r")" "$(printf '%.2f ms' "$p")" "$c"
     done
 done
+printf "$fmt2" "/packages/$PACKAGE" "nginx+log" "$(printf '%.0f' "$RPS_nginxlog_packages")" "$(printf '%.2f ms' "$P99_nginxlog_packages")" "$CPU_nginxlog_packages"
+printf "$fmt2" "/packages/$PACKAGE" "hexrepo, key" "$(printf '%.0f' "$RPS_hexrepo_key")" "$(printf '%.2f ms' "$P99_hexrepo_key")" "$CPU_hexrepo_key"
+printf "$fmt2" "/packages/$PACKAGE 304" "nginx" "$(printf '%.0f' "$RPS_nginx_304")" "$(printf '%.2f ms' "$P99_nginx_304")" "$CPU_nginx_304"
+printf "$fmt2" "/packages/$PACKAGE 304" "hexrepo" "$(printf '%.0f' "$RPS_hexrepo_304")" "$(printf '%.2f ms' "$P99_hexrepo_304")" "$CPU_hexrepo_304"
 echo
 echo "hexrepo's access log: $LOG_LINES lines, $LOG_MIB MiB in $HEX_LOG"
-echo "nginx: worker_processes auto, sendfile on, access_log off, etag on; nginx+auth adds auth_basic (apr1)."
+echo "nginx: worker_processes auto, sendfile on, access_log off, etag on; nginx+auth adds auth_basic (apr1); nginx+log an access log file."
 echo "hexrepo: basic auth, --cache-mib 16; 'hexrepo, warn' is the same with RUST_LOG=warn (no access log)."
 echo "raw wrk output: $WORK/wrk-*.txt"
 if ((MISSED)); then echo "RESULT: $MISSED target(s) MISSED"; else echo "RESULT: all targets met"; fi

@@ -190,4 +190,44 @@ mod tests {
         );
         assert_ne!(origin_of("http://a:1"), origin_of("http://a:2"));
     }
+
+    /// A server on loopback that answers every request with `response`.
+    fn canned(response: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut head = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut head);
+                let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_is_not_followed() {
+        // The other origin: would answer 200 if it were asked.
+        let elsewhere = canned("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let redirect: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{elsewhere}/names\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let upstream = canned(redirect);
+        let source = HttpSource::new(&format!("http://127.0.0.1:{upstream}"), None).unwrap();
+        let err = source.fetch("names").unwrap_err();
+        assert!(err.contains("another origin, not followed"), "{err}");
+    }
+
+    #[test]
+    fn a_body_larger_than_declared_limits_is_refused_before_reading() {
+        let upstream = canned("HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n");
+        let source = HttpSource::new(&format!("http://127.0.0.1:{upstream}"), None).unwrap();
+        let err = source.fetch("names").unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+    }
 }
