@@ -47,7 +47,7 @@ const MAX_HEADERS: usize = 64;
 /// How often, at most, reaching the connection cap is logged.
 pub const CAP_WARNING_INTERVAL: Duration = Duration::from_mins(1);
 /// How long in-flight responses may take to finish once a stop was asked for.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The connection limits. [`Limits::default`] is safe facing the internet directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Default for Limits {
 /// How many connections the kernel completes for us before we accept them (capped by
 /// `net.core.somaxconn`, 4096 on current kernels). A burst of new connections beyond it has its
 /// SYNs dropped, and each client waits a second to retry.
-const BACKLOG: u32 = 4096;
+pub const BACKLOG: u32 = 4096;
 
 /// A listening socket on `address` with a backlog of [`BACKLOG`].
 pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {

@@ -1,5 +1,5 @@
 //! The routes of the repository endpoint and the state they share. Handlers are thin: parse the
-//! path into a [`Resource`], check access, hand the file to [`respond`](crate::respond).
+//! path into a [`Resource`], check access, hand the file to [`respond`].
 
 use std::sync::Arc;
 use std::time::Duration;
