@@ -15,6 +15,7 @@ pub mod docs;
 pub mod etf;
 pub mod keys;
 pub mod metadata;
+pub mod name;
 pub mod proto;
 pub mod registry;
 pub mod requirement;

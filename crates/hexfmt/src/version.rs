@@ -19,6 +19,10 @@ pub const HEX_MAX_NUMBER: u64 = 99_999_999_999_999;
 /// Longest pre-release (the text between `-` and `+`, in bytes) hex.pm accepts.
 pub const HEX_MAX_PRE_LEN: usize = 64;
 
+/// Longest version text a path or a file name may carry: with a package name of at most
+/// [`crate::name::MAX_PACKAGE_NAME`] bytes, `NAME-VERSION.tar.gz` fits in a file name's 255.
+pub const MAX_VERSION_TEXT: usize = 120;
+
 /// A parsed semantic version (2.0 rules), as Elixir's `Version` understands it.
 ///
 /// Ordering, equality and hashing follow `Version.compare/2` and ignore the build metadata, so

@@ -485,11 +485,7 @@ fn analyse(
     (result, read)
 }
 
-/// Names that are safe as file names and that Hex clients accept.
-pub fn is_valid_package_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use hexfmt::name::is_valid_package_name;
 
 /// The new `packages/NAME` and the indexes of its retired versions.
 fn package_output(

@@ -194,7 +194,7 @@ impl Publisher<'_> {
                 metadata: name,
             });
         }
-        if !is_hex_package_name(&name) {
+        if !hexfmt::name::is_new_package_name(&name) {
             return Err(PublishError::InvalidName(name));
         }
         if self.reserved.contains(&name) {
@@ -411,10 +411,32 @@ impl Publisher<'_> {
         dependencies: &[DependencyInfo],
     ) -> Result<(), PublishError> {
         for dep in dependencies {
+            // Checked before anything else: these are signed into the registry as they are, and
+            // a local one becomes a file name.
+            if !hexfmt::name::is_valid_package_name(&dep.package) {
+                return Err(PublishError::Requirement {
+                    dependency: dep.package.chars().take(64).collect(),
+                    message: format!(
+                        "not a package name: an ASCII letter, then letters, digits or _, at most \
+                         {} characters",
+                        hexfmt::name::MAX_PACKAGE_NAME
+                    ),
+                });
+            }
             let fail = |message: String| PublishError::Requirement {
                 dependency: dep.package.clone(),
                 message,
             };
+            if let Some(repository) = &dep.repository
+                && !hexfmt::name::is_valid_repository_name(repository)
+            {
+                return Err(fail(format!(
+                    "repository {:?} is not a repository name: letters, digits, _ - . and :, \
+                     at most {} characters",
+                    repository.chars().take(64).collect::<String>(),
+                    hexfmt::name::MAX_REPOSITORY_NAME
+                )));
+            }
             let requirement =
                 Requirement::parse(&dep.requirement).map_err(|e| fail(e.to_string()))?;
             let local = dep
@@ -447,15 +469,6 @@ impl Publisher<'_> {
         }
         Ok(())
     }
-}
-
-/// hex.pm's rule: `^[a-z][a-z0-9_]*$`, at least two characters.
-pub fn is_hex_package_name(name: &str) -> bool {
-    name.len() >= 2
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {

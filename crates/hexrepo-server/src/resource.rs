@@ -105,7 +105,7 @@ fn release_key(file: &str, suffix: &str, key: fn(&str, &str) -> StorageKey) -> S
 }
 
 fn is_package_name(name: &str) -> bool {
-    hexrepo_registry::build::is_valid_package_name(name) && name.len() <= 128
+    hexfmt::name::is_valid_package_name(name)
 }
 
 fn release_stem(stem: &str) -> bool {
@@ -114,7 +114,7 @@ fn release_stem(stem: &str) -> bool {
     };
     is_package_name(name)
         && !version.is_empty()
-        && version.len() <= 128
+        && version.len() <= hexfmt::version::MAX_VERSION_TEXT
         && version.starts_with(|c: char| c.is_ascii_digit())
         && version
             .chars()

@@ -22,8 +22,8 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, Request};
 use axum::routing::{get, post, put};
 use hexfmt::keys::PrivateKey;
+use hexfmt::name::is_valid_package_name;
 use hexfmt::version::Version;
-use hexrepo_registry::build::is_valid_package_name;
 use hexrepo_registry::keys::{KeyStore, Permission, is_valid_key_name};
 use hexrepo_registry::owners::is_valid_identity_name;
 use hexrepo_store::Store;
@@ -159,9 +159,9 @@ fn params(
     // Every path parameter that becomes part of a file name is validated here, once: a name
     // or version that is not one (`..%2F`, `/`, a dot-file) is a 404 before any file is touched.
     let valid = params.get("name").is_none_or(|n| is_valid_package_name(n))
-        && params
-            .get("version")
-            .is_none_or(|v| Version::parse(v).is_ok())
+        && params.get("version").is_none_or(|v| {
+            v.len() <= hexfmt::version::MAX_VERSION_TEXT && Version::parse(v).is_ok()
+        })
         && params.get("key").is_none_or(|k| is_valid_key_name(k))
         && params
             .get("owner")

@@ -316,6 +316,103 @@ async fn expect_100_continue_is_answered_only_after_auth_and_size_checks() {
 }
 
 #[tokio::test]
+async fn names_too_long_for_a_file_are_a_4xx_on_every_route() {
+    let (repo, writer, _) = api_repo();
+    let auth = [("authorization", writer.as_str())];
+    let long = "a".repeat(300);
+    let version = format!("1.0.0-{}", "b".repeat(300));
+    for (method, uri) in [
+        ("GET", format!("/api/packages/{long}")),
+        ("GET", format!("/api/packages/{long}/releases/1.0.0")),
+        ("GET", format!("/api/packages/{long}/owners")),
+        ("DELETE", format!("/api/packages/{long}/releases/1.0.0")),
+        (
+            "POST",
+            format!("/api/packages/{long}/releases/1.0.0/retire"),
+        ),
+        ("GET", format!("/api/packages/{long}/releases/1.0.0/docs")),
+        ("GET", format!("/api/packages/foo/releases/{version}")),
+        (
+            "DELETE",
+            format!("/api/packages/foo/releases/{version}/docs"),
+        ),
+        ("GET", format!("/packages/{long}")),
+        ("GET", format!("/tarballs/{long}-1.0.0.tar")),
+        ("GET", format!("/docs/foo-{version}.tar.gz")),
+    ] {
+        let (response, _) = repo.send(method, &uri, &auth, b"{}".to_vec()).await;
+        assert!(
+            response.status().is_client_error(),
+            "{method} {}...: {}",
+            &uri[..40],
+            response.status()
+        );
+    }
+    // A 200-character name is refused at publish, naming the field.
+    let (response, bytes) = repo
+        .post(
+            "/api/publish?replace=false",
+            &auth,
+            tarball(&"a".repeat(200), "1.0.0"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json(&bytes)["errors"]["name"].is_string());
+}
+
+#[tokio::test]
+async fn dependency_names_and_repositories_are_checked_before_signing() {
+    use hexfmt::metadata::MetadataRequirement;
+    let (repo, writer, _) = api_repo();
+    let auth = [("authorization", writer.as_str())];
+    let with_requirement = |name: &str, repository: Option<&str>| {
+        let metadata = Metadata {
+            name: "foo".into(),
+            version: "1.0.0".into(),
+            app: Some("foo".into()),
+            requirements: vec![MetadataRequirement {
+                name: name.into(),
+                app: None,
+                requirement: Some("~> 1.0".into()),
+                optional: false,
+                repository: repository.map(str::to_owned),
+            }],
+            ..Metadata::default()
+        };
+        TarballBuilder::new(&metadata)
+            .file("src/x.erl", "-module(x).")
+            .build()
+    };
+    for (name, repository) in [
+        ("../../names", Some("hexpm")),
+        ("bad name", Some("hexpm")),
+        (&*"x".repeat(300), Some("hexpm")),
+        ("jason", Some("../evil")),
+        ("jason", Some("hex pm")),
+    ] {
+        let (response, bytes) = repo
+            .post(
+                "/api/publish?replace=false",
+                &auth,
+                with_requirement(name, repository),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name:.40} from {repository:?}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(
+            json(&bytes)["errors"]["requirements"].is_object(),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(!repo.root().join("packages/foo").exists(), "nothing signed");
+    }
+}
+
+#[tokio::test]
 async fn names_and_versions_in_api_paths_cannot_name_other_files() {
     let (repo, writer, _) = api_repo();
     std::fs::write(repo.root().join("victim-1.0.0.tar.gz"), b"keep me").unwrap();
