@@ -331,6 +331,18 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Records that a write moved bytes, and passes its outcome on.
+    fn note_written(&self, polled: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            self.activity.touch(millis_since(self.epoch));
+        }
+        polled
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -338,12 +350,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            self.activity.touch(millis_since(self.epoch));
-        }
-        polled
+        self.note_written(polled)
     }
 
     fn poll_write_vectored(
@@ -352,12 +359,7 @@ impl AsyncWrite for Watched {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            self.activity.touch(millis_since(self.epoch));
-        }
-        polled
+        self.note_written(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -424,7 +426,7 @@ struct Deadline<B> {
     body: B,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
-    started: Instant,
+    ends: tokio::time::Instant,
 }
 
 impl<B> Deadline<B> {
@@ -433,7 +435,7 @@ impl<B> Deadline<B> {
             body,
             sleep: None,
             timeout,
-            started: Instant::now(),
+            ends: tokio::time::Instant::now() + timeout,
         }
     }
 }
@@ -454,7 +456,7 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let deadline = tokio::time::Instant::from_std(this.started + this.timeout);
+        let deadline = this.ends;
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

@@ -387,14 +387,7 @@ impl ObjectCache {
                 self.evict(key);
                 Ok(Streamed::Missing)
             }
-            Err(e) if e.is_unavailable() => {
-                tracing::warn!(%key, "{e}");
-                Err(ReadError::Unavailable)
-            }
-            Err(e) => {
-                tracing::error!(%key, "{e}");
-                Err(ReadError::Failed)
-            }
+            Err(e) => Err(read_error(key, &e)),
         }
     }
 
@@ -459,12 +452,18 @@ impl ObjectCache {
 
 /// What a failed read of `key` means for the request.
 fn failed(key: &StorageKey, e: &hexrepo_store::StoreError) -> Outcome {
+    Outcome::Failed(read_error(key, e))
+}
+
+/// Logs a failed read of `key` and says what it means for the request: an outage (503) or
+/// anything else (500).
+fn read_error(key: &StorageKey, e: &hexrepo_store::StoreError) -> ReadError {
     if e.is_unavailable() {
         tracing::warn!(%key, "{e}");
-        Outcome::Failed(ReadError::Unavailable)
+        ReadError::Unavailable
     } else {
         tracing::error!(%key, "{e}");
-        Outcome::Failed(ReadError::Failed)
+        ReadError::Failed
     }
 }
 

@@ -57,17 +57,8 @@ impl RemoteStore {
         path: String,
         version: Option<String>,
     ) -> Result<Fetched, StoreError> {
-        let task = self
-            .runtime
-            .handle()
-            .spawn(get(Arc::clone(&self.inner), path.clone(), version));
-        task.await.unwrap_or_else(|e| {
-            Err(StoreError::Io {
-                action: "reading",
-                path,
-                source: std::io::Error::other(e.to_string()),
-            })
-        })
+        let read = get(Arc::clone(&self.inner), path.clone(), version);
+        self.read_on_runtime(path, read).await
     }
 
     pub(crate) async fn stream(
@@ -76,13 +67,17 @@ impl RemoteStore {
         version: Option<String>,
         range: ByteRange,
     ) -> Result<Opened, StoreError> {
-        let task = self.runtime.handle().spawn(open_stream(
-            Arc::clone(&self.inner),
-            path.clone(),
-            version,
-            range,
-        ));
-        task.await.unwrap_or_else(|e| {
+        let open = open_stream(Arc::clone(&self.inner), path.clone(), version, range);
+        self.read_on_runtime(path, open).await
+    }
+
+    /// Runs a read of `path` on this backend's runtime, for a caller on another runtime.
+    async fn read_on_runtime<T: Send + 'static>(
+        &self,
+        path: String,
+        read: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.runtime.handle().spawn(read).await.unwrap_or_else(|e| {
             Err(StoreError::Io {
                 action: "reading",
                 path,

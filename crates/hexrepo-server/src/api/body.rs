@@ -48,7 +48,7 @@ fn budget_units(bytes: u64) -> usize {
 pub struct Received {
     /// The bytes.
     pub bytes: Bytes,
-    _share: Option<OwnedSemaphorePermit>,
+    _share: OwnedSemaphorePermit,
 }
 
 /// Reads a JSON or ETF body (at most [`MAX_SMALL_BODY`]).
@@ -77,7 +77,7 @@ pub async fn read_upload(
     let bytes = read(request, max, field).await?;
     Ok(Received {
         bytes,
-        _share: Some(share),
+        _share: share,
     })
 }
 

@@ -27,4 +27,11 @@ pub const MAX_RSS: u64 = 128 * 1024 * 1024;
 pub const HEALTHZ_WITHIN: Duration = Duration::from_millis(100);
 
 /// One scenario at a time: each measures one server alone.
-pub static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held for a whole scenario, so no other runs beside it (a failed one does not poison it).
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -15,7 +15,7 @@ use crate::clients::{
 };
 use crate::serve_support::{HexrepoServer, hexrepo_in};
 use crate::support::{all_output, run, stdout_text, temp_dir};
-use crate::{HEALTHZ_WITHIN, MAX_RSS, SERIAL};
+use crate::{HEALTHZ_WITHIN, MAX_RSS, alone};
 
 /// A server on a fresh folder: `PUBLIC` = `TMP/public`, its key generated at start.
 struct Served {
@@ -69,9 +69,7 @@ impl Served {
 
 #[test]
 fn two_thousand_keep_alive_connections_are_all_served() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     allow_open_files(8192);
     let served = Served::start(&[]);
     let prober = Prober::start(served.port());
@@ -90,9 +88,7 @@ fn two_thousand_keep_alive_connections_are_all_served() {
 
 #[test]
 fn half_open_connections_are_closed_at_the_header_timeout() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     allow_open_files(8192);
     let served = Served::start(&["--header-timeout", "2s"]);
     let prober = Prober::start(served.port());
@@ -135,9 +131,7 @@ fn half_open_connections_are_closed_at_the_header_timeout() {
 
 #[test]
 fn made_up_methods_and_paths_grow_nothing() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     let served = Served::start(&[]);
     let prober = Prober::start(served.port());
     let port = served.port();
@@ -185,9 +179,7 @@ fn made_up_methods_and_paths_grow_nothing() {
 
 #[test]
 fn stalled_readers_of_a_large_tarball_hold_a_buffer_each() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     allow_open_files(8192);
     let served = Served::start(&["--stall-timeout", "3s"]);
     // 15 MiB: more than the in-memory cache's per-file limit, so it is streamed.
@@ -245,9 +237,7 @@ fn stalled_readers_of_a_large_tarball_hold_a_buffer_each() {
 
 #[test]
 fn forty_concurrent_publishes_of_the_largest_tarball_all_land() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     let served = Served::start(&[]);
     let key = create_key(served.tmp.path(), &served.public);
     // Made before the clock starts: the test's own work must not slow the server down.
@@ -307,9 +297,7 @@ fn forty_concurrent_publishes_of_the_largest_tarball_all_land() {
 
 #[test]
 fn slow_clients_are_cut_at_their_timeouts() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = alone();
     let served = Served::start(&["--idle-timeout", "2s", "--body-timeout", "2s"]);
     let key = create_key(served.tmp.path(), &served.public);
     // Idle keep-alive: closed after the idle timeout.
